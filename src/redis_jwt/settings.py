@@ -1,0 +1,40 @@
+"""Configuration from the environment: ``Settings`` reads ``REDIS_JWT_*`` variables."""
+
+from __future__ import annotations
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Every option of :class:`~redis_jwt.RedisJWT`, read from ``REDIS_JWT_<NAME>``.
+
+    Example::
+
+        REDIS_JWT_SECRET=... REDIS_JWT_REDIS_URL=redis://cache:6379/0 REDIS_JWT_TTL="15 minutes"
+
+    then ``RedisJWT.from_settings(Settings())``. Values are checked by
+    :class:`~redis_jwt.RedisJWT`, which raises
+    :class:`~redis_jwt.errors.ConfigurationError` for bad ones.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REDIS_JWT_", extra="ignore")
+
+    secret: SecretStr | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    ttl: str = "1 day"
+    max_age: str = "30 days"
+    sliding: bool = False
+    multiple: bool = True
+    max_sessions: int | None = None
+    prefix: str = "rjwt"
+    kea: bool = False
+    leeway_seconds: int = 0
+    issuer: str | None = None
+    audience: str | None = None
+    algorithm: str = "HS256"
+    timeout_seconds: float = 0.5
+    retries: int = 1
+    max_token_bytes: int = 8192
