@@ -1,10 +1,27 @@
-"""Building the redis.asyncio client from a URL, with our timeouts and retry budget."""
+"""Building the redis.asyncio client from a URL, with our timeouts and retry budget.
+
+Forms understood (see docs/deployment.md):
+
+- ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS),
+  ``unix://[[user]:password@]/path/to/socket[?db=N]``: one server.
+- ``redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]``
+  (``rediss+sentinel://`` for TLS): the primary of ``service``, found through
+  the sentinels; query ``sentinel_password``/``sentinel_username`` for
+  sentinels that require their own credentials.
+- ``redis+cluster://[[user]:password@]host:port[,host:port...]``
+  (``rediss+cluster://`` for TLS): a Redis Cluster, from one or more seed nodes.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
 from redis import exceptions as rex
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from ._store import AnyRedis
@@ -12,7 +29,36 @@ from .errors import ConfigurationError
 
 __all__ = ["client_from_url"]
 
-_SCHEMES = ("redis://", "rediss://", "unix://")
+_PLAIN = ("redis://", "rediss://", "unix://")
+_SENTINEL = ("redis+sentinel://", "rediss+sentinel://")
+_CLUSTER = ("redis+cluster://", "rediss+cluster://")
+
+
+def _hosts(netloc: str, url: str, default_port: int) -> list[tuple[str, int]]:
+    hosts = []
+    for part in netloc.rpartition("@")[2].split(","):
+        host, _, port = part.strip().rpartition(":") if ":" in part else (part, "", "")
+        host = host.strip("[]") or part
+        try:
+            hosts.append((host, int(port) if port else default_port))
+        except ValueError as exc:
+            raise ConfigurationError(f"bad host:port {part!r} in {url!r}") from exc
+    if not hosts or not all(h for h, _ in hosts):
+        raise ConfigurationError(f"no host in {url!r}")
+    return hosts
+
+
+def _credentials(netloc: str) -> dict[str, Any]:
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at:
+        return {}
+    user, _, password = userinfo.partition(":")
+    out: dict[str, Any] = {}
+    if user:
+        out["username"] = unquote(user)
+    if password:
+        out["password"] = unquote(password)
+    return out
 
 
 def client_from_url(url: str, *, timeout_seconds: float, retries: int) -> AnyRedis:
@@ -24,18 +70,66 @@ def client_from_url(url: str, *, timeout_seconds: float, retries: int) -> AnyRed
     retried ``retries`` times at once (a stale pooled connection costs one
     reconnect, not an error).
     """
-    if not isinstance(url, str) or not url.startswith(_SCHEMES):
+    if not isinstance(url, str):
+        raise ConfigurationError(f"redis_url must be a str, not {type(url).__name__}")
+    common: dict[str, Any] = {
+        "socket_timeout": timeout_seconds,
+        "socket_connect_timeout": timeout_seconds,
+        "retry": Retry(NoBackoff(), retries),
+        "retry_on_error": [rex.ConnectionError, rex.TimeoutError, OSError],
+    }
+    if url.startswith(_PLAIN):
+        try:
+            return Redis.from_url(url, health_check_interval=0, **common)
+        except ValueError as exc:
+            raise ConfigurationError(f"redis_url={url!r} is not a valid Redis URL: {exc}") from exc
+    if url.startswith(_SENTINEL):
+        return _sentinel_client(url, common)
+    if url.startswith(_CLUSTER):
+        parts = urlsplit(url)
+        nodes = [ClusterNode(host, port) for host, port in _hosts(parts.netloc, url, 6379)]
+        return RedisCluster(
+            startup_nodes=nodes,
+            ssl=url.startswith("rediss"),
+            **_credentials(parts.netloc),
+            **common,
+        )
+    raise ConfigurationError(
+        f"redis_url must start with one of {', '.join(_PLAIN + _SENTINEL + _CLUSTER)}; got {url!r}"
+    )
+
+
+def _sentinel_client(url: str, common: dict[str, Any]) -> Redis:
+    parts = urlsplit(url)
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
         raise ConfigurationError(
-            f"redis_url must start with one of {', '.join(_SCHEMES)}; got {url!r}"
+            f"{url!r} names no service: use redis+sentinel://host:26379,host2:26379/mymaster/0"
         )
+    service = unquote(path[0])
     try:
-        return Redis.from_url(
-            url,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), retries),
-            retry_on_error=[rex.ConnectionError, rex.TimeoutError, OSError],
-            health_check_interval=0,
-        )
+        db = int(path[1]) if len(path) > 1 else 0
     except ValueError as exc:
-        raise ConfigurationError(f"redis_url={url!r} is not a valid Redis URL: {exc}") from exc
+        raise ConfigurationError(f"bad database number in {url!r}") from exc
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    sentinel_kwargs: dict[str, Any] = {
+        "socket_timeout": common["socket_timeout"],
+        "socket_connect_timeout": common["socket_connect_timeout"],
+    }
+    if "sentinel_password" in query:
+        sentinel_kwargs["password"] = query["sentinel_password"]
+    if "sentinel_username" in query:
+        sentinel_kwargs["username"] = query["sentinel_username"]
+    ssl = url.startswith("rediss")
+    if ssl:
+        sentinel_kwargs["ssl"] = True
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        _hosts(parts.netloc, url, 26379),
+        sentinel_kwargs=sentinel_kwargs,
+        db=db,
+        ssl=ssl,
+        **_credentials(parts.netloc),
+        **common,
+    )
+    client: Redis = sentinel.master_for(service)
+    return client
