@@ -1,0 +1,202 @@
+"""An asyncio TCP proxy for injecting network faults between a client and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from types import TracebackType
+from typing import Self
+
+from redis_jwt.testing.server import _require_loopback
+
+__all__ = ["TCPProxy"]
+
+_CHUNK_BYTES = 64 * 1024
+
+
+class _Link:
+    """One proxied client connection and its upstream connection."""
+
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self.client = client
+        self.upstream = upstream
+
+    def abort(self) -> None:
+        for writer in (self.client, self.upstream):
+            writer.transport.abort()
+
+
+class TCPProxy:
+    """A loopback TCP proxy that can add latency, black-hole traffic or cut connections.
+
+    Only bytes already read are held (at most one chunk per direction per connection):
+    while paused or delaying, the proxy stops reading, so TCP flow control pushes back.
+
+    Args:
+        upstream_host: Where to forward to.
+        upstream_port: Upstream port.
+        host: Loopback address to listen on.
+        port: Listening port; ``0`` picks a free one at :meth:`start`.
+
+    Attributes:
+        delay_seconds: Latency added before forwarding each chunk, in each direction.
+        refuse: When true, new connections are closed immediately.
+        bytes_up: Bytes forwarded client -> upstream.
+        bytes_down: Bytes forwarded upstream -> client.
+        connections_total: Connections accepted and connected upstream.
+        round_trips: Client -> upstream chunks forwarded.
+    """
+
+    def __init__(
+        self, upstream_host: str, upstream_port: int, *, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        _require_loopback(host)
+        self.upstream_host = upstream_host
+        self.upstream_port = upstream_port
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self.delay_seconds = 0.0
+        self.refuse = False
+        self.bytes_up = 0
+        self.bytes_down = 0
+        self.connections_total = 0
+        self.round_trips = 0
+        self._server: asyncio.Server | None = None
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._links: set[_Link] = set()
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._pumps: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<TCPProxy {self.host}:{self._port} -> {self.upstream_host}:{self.upstream_port}>"
+
+    @property
+    def port(self) -> int:
+        """The listening port (known after :meth:`start`)."""
+        if self._port is None:
+            raise RuntimeError("the proxy is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """``redis://host:port/0`` pointing at the proxy."""
+        return f"redis://{self.host}:{self.port}/0"
+
+    @property
+    def paused(self) -> bool:
+        """Whether traffic is currently held."""
+        return not self._flowing.is_set()
+
+    async def start(self) -> None:
+        """Start listening."""
+        if self._server is not None:
+            return
+        self._server = await asyncio.start_server(
+            self._accept, self.host, self._requested_port, reuse_address=True
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        """Stop listening, abort every connection and wait (bounded) for its tasks."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        self._flowing.set()
+        self.drop_connections()
+        # Only the pumps are cancelled: cancelling asyncio's own client_connected_cb
+        # task makes Python 3.11 log a spurious CancelledError traceback.
+        for pump in list(self._pumps):
+            pump.cancel()
+        handlers = list(self._handlers)
+        if handlers:
+            _, pending = await asyncio.wait(handlers, timeout=5.0)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if server is not None:
+            await server.wait_closed()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def pause(self) -> None:
+        """Hold all bytes in both directions without closing anything."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward held and new bytes again."""
+        self._flowing.set()
+
+    def drop_connections(self) -> None:
+        """Abort (RST) every current client and upstream connection."""
+        for link in list(self._links):
+            link.abort()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refuse or self._server is None:
+            writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(
+                self.upstream_host, self.upstream_port
+            )
+        except OSError:
+            writer.transport.abort()
+            return
+        link = _Link(writer, up_writer)
+        self._links.add(link)
+        self.connections_total += 1
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer, upstream=True)),
+            asyncio.create_task(self._pump(up_reader, writer, upstream=False)),
+        ]
+        self._pumps.update(pumps)
+        try:
+            # Either side finishing ends the connection, as a real middlebox would.
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for pump in pumps:
+                pump.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+            self._pumps.difference_update(pumps)
+            self._links.discard(link)
+            link.abort()
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                data = await reader.read(_CHUNK_BYTES)
+                if not data:
+                    return
+                if self.delay_seconds > 0:
+                    await asyncio.sleep(self.delay_seconds)
+                await self._flowing.wait()
+                writer.write(data)
+                await writer.drain()
+                if upstream:
+                    self.bytes_up += len(data)
+                    self.round_trips += 1
+                else:
+                    self.bytes_down += len(data)
