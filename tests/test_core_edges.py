@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from redis_jwt import RedisJWT, Settings, errors
@@ -52,7 +53,8 @@ async def test_open_twice_is_harmless(redis_url: str) -> None:
 async def test_from_settings_accepts_a_client_and_overrides(redis_url: str) -> None:
     client = Redis.from_url(redis_url)
     try:
-        auth = RedisJWT.from_settings(Settings(secret=SECRET), redis=client, ttl=60)  # type: ignore[call-arg]
+        settings = Settings(secret=SecretStr(SECRET))
+        auth = RedisJWT.from_settings(settings, redis=client, ttl=60)
         async with auth:
             assert auth.redis is client
             assert (await auth.verify(await auth.sign("u"))).ttl <= 60

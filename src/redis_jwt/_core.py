@@ -112,8 +112,9 @@ class RedisJWT:
         self._limit = 1 if not multiple else (max_sessions or 0)
         if not 0 < timeout_seconds <= 60 or not 0 <= retries <= 10:
             raise ConfigurationError("timeout_seconds must be in (0, 60] and retries in [0, 10]")
-        leeway_seconds = float(leeway) if isinstance(leeway, int | float) else 0.0
-        if not isinstance(leeway, int | float):
+        if isinstance(leeway, int | float) and not isinstance(leeway, bool) and leeway >= 0:
+            leeway_seconds = float(leeway)
+        else:
             leeway_seconds = parse_duration(leeway, name="leeway")
         self.sliding = bool(sliding)
         self.kea = bool(kea)
