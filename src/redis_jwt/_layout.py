@@ -5,6 +5,11 @@ escaped so that it can hold no ``{`` or ``}``, is the key's hash tag.
 
     <prefix>:{<escaped user id>}:s:<session id>   HASH  the session (expires with it)
     <prefix>:{<escaped user id>}:i                ZSET  session ids scored by expiry (ms)
+    <prefix>:{x<b>}:due      (b = 0..15)          ZSET  expiry schedule: key -> due (ms)
+    <prefix>:{x<b>}:gone                          ZSET  recent expiries: key -> reported (ms)
+
+A session key lives in schedule bucket ``crc32(session key) % 16``; each
+bucket is its own hash slot, so every script touches one slot only.
 
 Escaping is reversible (``%`` -> ``%25``, ``{`` -> ``%7B``, ``}`` -> ``%7D``),
 so a key seen in a keyspace notification tells whose session it was.
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import zlib
 from typing import TypeGuard
 
 from .errors import ConfigurationError
@@ -21,6 +27,8 @@ from .errors import ConfigurationError
 __all__ = ["Layout", "new_session_id"]
 
 LAYOUT_VERSION = 1
+#: How many buckets the expiry schedule is sharded over (each its own slot).
+SCHEDULE_BUCKETS = 16
 MAX_USER_ID_BYTES = 512
 # secrets.token_urlsafe(16): 128 random bits in 22 URL-safe characters.
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{22}")
@@ -108,3 +116,16 @@ class Layout:
         if "{" in tag or "}" in tag or not is_session_id(session_id):
             return None
         return unescape_user_id(tag), session_id
+
+    def schedule_key(self, bucket: int) -> str:
+        """Return the key of one expiry-schedule bucket."""
+        return f"{self.prefix}:{{x{bucket}}}:due"
+
+    def expiry_log_key(self, bucket: int) -> str:
+        """Return the key of one bucket's log of recently reported expiries."""
+        return f"{self.prefix}:{{x{bucket}}}:gone"
+
+    @staticmethod
+    def bucket(session_key: str) -> int:
+        """Return the schedule bucket of a session key: CRC-32 of its UTF-8 bytes, mod 16."""
+        return zlib.crc32(session_key.encode()) % SCHEDULE_BUCKETS

@@ -3,6 +3,11 @@
 Handlers registered with :meth:`EventBus.on` run for every event of their kind;
 :meth:`EventBus.subscribe` streams events into an ``async for`` loop. A
 handler that raises is logged and never breaks the call that emitted the event.
+
+Delivery is in-process: sync handlers run at once, in the emitting call (keep
+them short); async handlers run as tasks; subscribers read from a bounded
+queue. Which events reach the bus (this instance's own, or every instance's)
+depends on the listener: see the events guide (docs/events.md).
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ import collections
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Literal, overload
+from typing import Literal, get_args, overload
 
+from .errors import ConfigurationError
 from .models import Event, EventKind
 
 __all__ = ["EventBus", "Handler", "Subscription"]
@@ -23,6 +29,16 @@ logger = logging.getLogger("redis_jwt.events")
 #: A sync or async callable taking an :class:`Event`.
 Handler = Callable[[Event], Awaitable[None] | None]
 _ALL: Literal["*"] = "*"
+_KINDS = frozenset(get_args(EventKind))
+
+
+def _check_kind(kind: object, *, wildcard: bool = True) -> None:
+    if kind in _KINDS or (wildcard and kind == _ALL):
+        return
+    raise ConfigurationError(
+        f"unknown event kind {kind!r}; use one of {', '.join(sorted(_KINDS))}"
+        + (" or '*'" if wildcard else "")
+    )
 
 
 class Subscription:
@@ -30,7 +46,9 @@ class Subscription:
 
     A consumer slower than the events loses the oldest ones first (counted in
     :attr:`dropped`, logged once per subscription): a stalled consumer must
-    never stall authentication nor grow memory without bound.
+    never stall authentication nor grow memory without bound. The stream ends
+    when the ``RedisJWT`` is closed or :meth:`aclose` is called; use it as
+    ``async with auth.events.subscribe() as stream:`` to unsubscribe on exit.
     """
 
     def __init__(self, bus: EventBus, kinds: frozenset[str], maxsize: int) -> None:
@@ -92,6 +110,7 @@ class EventBus:
         self._handlers: dict[str, list[Handler]] = {}
         self._subscriptions: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     @overload
     def on(self, kind: EventKind | Literal["*"]) -> Callable[[Handler], Handler]: ...
@@ -104,7 +123,11 @@ class EventBus:
 
         Usable directly, ``auth.events.on("expired", handler)``, or as a
         decorator, ``@auth.events.on("expired")``.
+
+        Raises:
+            ConfigurationError: for an unknown kind (a typo would otherwise never fire).
         """
+        _check_kind(kind)
         if handler is None:
 
             def decorator(func: Handler) -> Handler:
@@ -127,9 +150,19 @@ class EventBus:
         Args:
             kinds: the kinds to receive; none means every kind.
             maxsize: how many undelivered events to keep before dropping the oldest.
+
+        Raises:
+            ConfigurationError: for an unknown kind or a ``maxsize`` below 1.
         """
+        for kind in kinds:
+            _check_kind(kind, wildcard=False)
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int) or maxsize < 1:
+            raise ConfigurationError(f"maxsize must be a positive int, got {maxsize!r}")
         subscription = Subscription(self, frozenset(kinds), maxsize)
-        self._subscriptions.append(subscription)
+        if self._closed:
+            subscription._put(None)  # the bus is closed: the stream ends at once
+        else:
+            self._subscriptions.append(subscription)
         return subscription
 
     def _unsubscribe(self, subscription: Subscription) -> None:
@@ -166,6 +199,7 @@ class EventBus:
 
     async def aclose(self, *, grace_seconds: float = 1.0) -> None:
         """End every subscription and give running async handlers a bounded time to finish."""
+        self._closed = True
         for subscription in tuple(self._subscriptions):
             subscription._put(None)
         self._subscriptions.clear()

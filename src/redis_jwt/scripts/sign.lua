@@ -9,10 +9,12 @@
 -- ARGV[6] pub/sub channel for session events, '' for none
 -- ARGV[7] prefix of this user's session keys: <prefix>:{<tag>}:s:
 -- ARGV[8] user id (for event messages)
+-- ARGV[9] origin: id of the publishing RedisJWT instance (event field 'o')
 -- Returns {creation time in microseconds, ttl in ms, evicted session id, ...}
 local skey, ikey = KEYS[1], KEYS[2]
 local sid, idle, exp = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local data, limit, channel, base, uid = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
+local origin = ARGV[9]
 
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -50,7 +52,7 @@ if limit > 0 then
     redis.call('ZREM', ikey, victim)
     evicted[#evicted + 1] = victim
     if channel ~= '' then
-      redis.call('PUBLISH', channel, cjson.encode({e = 'destroyed', u = uid, s = victim, r = 'evicted'}))
+      redis.call('PUBLISH', channel, cjson.encode({e = 'destroyed', u = uid, s = victim, r = 'evicted', o = origin}))
     end
   end
 end
@@ -67,7 +69,7 @@ if ittl < ttl_ms then
   redis.call('PEXPIRE', ikey, int(ttl_ms))
 end
 if channel ~= '' then
-  redis.call('PUBLISH', channel, cjson.encode({e = 'created', u = uid, s = sid}))
+  redis.call('PUBLISH', channel, cjson.encode({e = 'created', u = uid, s = sid, o = origin}))
 end
 local reply = {int(created), int(ttl_ms)}
 for _, victim in ipairs(evicted) do reply[#reply + 1] = victim end

@@ -3,6 +3,7 @@
 -- ARGV[1] flags: 1 = extend the idle ttl, 2 = return the private data, 4 = announce 'extended'
 -- ARGV[2] pub/sub channel, '' for none
 -- ARGV[3] user id, ARGV[4] session id (for the index and event messages)
+-- ARGV[5] origin: id of the publishing RedisJWT instance (event field 'o')
 -- Returns {ttl in ms, data or false}; {-2} when the session does not exist.
 local skey, ikey = KEYS[1], KEYS[2]
 local flags = tonumber(ARGV[1])
@@ -29,7 +30,7 @@ if slide then
       pttl = ttl_ms
     end
     if announce and ARGV[2] ~= '' then
-      redis.call('PUBLISH', ARGV[2], cjson.encode({e = 'extended', u = ARGV[3], s = ARGV[4]}))
+      redis.call('PUBLISH', ARGV[2], cjson.encode({e = 'extended', u = ARGV[3], s = ARGV[4], o = ARGV[5]}))
     end
   end
 end

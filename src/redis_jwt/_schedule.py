@@ -1,0 +1,124 @@
+"""The expiry schedule's side of the store: the scripts of docs/layout.md, "Expiry schedule".
+
+Every session signed while the schedule is on has an entry in one of 16
+buckets (``<prefix>:{x<b>}:due``, each its own hash slot): member = session
+key, score = when it ends (ms, Redis clock). Sweepers lease due entries
+(``claim.lua``), look at the sessions (``inspect.lua``, in the user's slot)
+and settle them (``settle.lua``): live ones go back on the schedule at their
+real expiry, ended ones are logged in ``<prefix>:{x<b>}:gone`` and announced
+on the events channel, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+
+from ._store import SCHEDULE_HORIZON_MS, Call, Store, text
+
+__all__ = ["Schedule", "SettleRow"]
+
+logger = logging.getLogger("redis_jwt.events")
+
+#: What the sweeper tells ``settle.lua`` about one entry:
+#: (session key, user id, session id, ms left or -2 when ended).
+SettleRow = tuple[str, str, str, int]
+
+
+class Schedule:
+    """Reads and writes the expiry schedule through a :class:`~redis_jwt._store.Store`."""
+
+    __slots__ = ("_layout", "_store")
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._layout = store.layout
+
+    def _by_bucket(self, keys: Iterable[str]) -> dict[int, list[str]]:
+        buckets: dict[int, list[str]] = {}
+        for key in keys:
+            buckets.setdefault(self._layout.bucket(key), []).append(key)
+        return buckets
+
+    async def remove(self, session_keys: Iterable[str]) -> None:
+        """Drop sessions that ended otherwise (destroyed, evicted) from the schedule."""
+        calls: list[Call] = [
+            ("ZREM", (self._layout.schedule_key(bucket),), keys)
+            for bucket, keys in self._by_bucket(session_keys).items()
+        ]
+        if calls:
+            await self._store.run(self._store.batch(calls, required=len(calls)))
+
+    async def claim(
+        self, buckets: Sequence[int], limit: int, lease_ms: int
+    ) -> dict[int, list[str]]:
+        """Lease up to ``limit`` due entries of each bucket; return them by bucket.
+
+        A bucket whose node failed is skipped (its entries stay due); when
+        every bucket failed, the error is raised.
+        """
+        calls: list[Call] = [
+            ("claim", (self._layout.schedule_key(b),), (limit, lease_ms)) for b in buckets
+        ]
+        replies = await self._store.run(self._store.batch(calls))
+        claimed: dict[int, list[str]] = {}
+        failed: Exception | None = None
+        for bucket, reply in zip(buckets, replies, strict=True):
+            if isinstance(reply, Exception):
+                failed = reply
+                logger.debug("claiming schedule bucket %d failed: %s", bucket, reply)
+            elif reply:
+                claimed[bucket] = [text(v) for v in reply]
+        if failed is not None and not claimed and all(isinstance(r, Exception) for r in replies):
+            await self._store.run(_raise(failed))
+        return claimed
+
+    async def inspect(self, sessions: Sequence[tuple[str, str, str]]) -> list[int | None]:
+        """Per (session key, user id, session id): ms left, -2 when ended, None if unknown."""
+        calls: list[Call] = [
+            ("inspect", (key, self._layout.index_key(user_id)), (session_id,))
+            for key, user_id, session_id in sessions
+        ]
+        replies = await self._store.run(self._store.batch(calls))
+        return [None if isinstance(r, Exception) else int(r) for r in replies]
+
+    async def settle(self, entries: dict[int, list[SettleRow]], keep_ms: int) -> list[str]:
+        """Reschedule live entries, log and announce ended ones; return the keys reported."""
+        store = self._store
+        calls: list[Call] = []
+        for bucket, rows in entries.items():
+            args: list[str | int] = [store.channel, store.origin, keep_ms, SCHEDULE_HORIZON_MS]
+            for row in rows:
+                args.extend(row)
+            keys = (self._layout.schedule_key(bucket), self._layout.expiry_log_key(bucket))
+            calls.append(("settle", keys, args))
+        replies = await store.run(store.batch(calls))
+        reported: list[str] = []
+        for reply in replies:
+            if isinstance(reply, Exception):  # these entries come due again after the lease
+                logger.debug("settling schedule entries failed: %s", reply)
+            else:
+                reported.extend(text(v) for v in reply)
+        return reported
+
+    async def expired_since(self, buckets: Sequence[int], since_ms: int, limit: int) -> list[str]:
+        """Return the session keys reported expired at or after ``since_ms`` (Redis clock)."""
+        calls: list[Call] = [
+            (
+                "ZRANGEBYSCORE",
+                (self._layout.expiry_log_key(b),),
+                (since_ms, "+inf", "LIMIT", 0, limit),
+            )
+            for b in buckets
+        ]
+        replies = await self._store.run(self._store.batch(calls, required=len(calls)))
+        return [text(v) for reply in replies for v in reply]
+
+    async def time_ms(self) -> int:
+        """Return Redis's clock in ms."""
+        seconds, micros = await self._store.run(self._store.client.time())
+        return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def _raise(error: Exception) -> None:
+    raise error
