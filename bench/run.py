@@ -1,0 +1,320 @@
+"""redis-jwt benchmark: ``python bench/run.py [--quick] [--json PATH]`` (``nox -s bench``).
+
+In one process, against one throwaway ``redis-server`` of its own (never the
+machine's 6379), it measures operations per second at concurrency 1 and 64 of:
+
+- the floor: PyJWT decode (HS256, algorithms pinned) + one redis-py GET, by hand;
+- redis-jwt ``verify`` (plain, ``sliding=True``, ``with_session=True``), ``sign``, ``destroy``;
+- fastapi-users 15 ``RedisStrategy.read_token`` / ``write_token`` / ``destroy_token``;
+- starsessions ``RedisStore.read`` / ``write``;
+
+then Redis memory per session (100 000 sessions), then the HTTP benchmark of
+``bench/http.py``, and prints the tables, the versions, the machine and the
+performance targets of DESIGN.md section 7 as PASS/MISS (goals, not tests).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__" and not __package__:
+    # `python bench/run.py` puts bench/ first on sys.path, where bench/http.py
+    # would shadow the standard library's `http`: use the repository root.
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import argparse
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench._common import (
+    event_loop_factory,
+    format_table,
+    human_rate,
+    machine_info,
+    package_versions,
+    resolve_loop,
+)
+from bench._memory import MemoryResult, run_memory
+from bench._micro import MicroResult, Settings, run_micro
+from bench.http import HttpResult, HttpSettings, format_http, run_http
+from redis_jwt.testing import RedisServer
+
+# fastapi-users' counterpart of each kind of operation, for the ratio column.
+_FU_COUNTERPART = {"read": "fu_read", "write": "fu_write", "destroy": "fu_destroy"}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One goal of DESIGN.md section 7, evaluated on this run."""
+
+    name: str
+    goal: float
+    ratio: float | None
+    unavailable: str = ""
+
+    @property
+    def verdict(self) -> str:
+        """PASS, MISS, or why it could not be measured."""
+        if self.ratio is None:
+            return self.unavailable or "not measured"
+        return "PASS" if self.ratio >= self.goal else "MISS"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The machine-readable form used by ``--json``."""
+        return {
+            "target": self.name,
+            "goal": self.goal,
+            "ratio": self.ratio,
+            "verdict": self.verdict,
+        }
+
+
+def _median(micro: MicroResult, key: str, c: int) -> float | None:
+    stats = micro.stats.get((key, c))
+    return stats.median if stats else None
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def micro_rows(micro: MicroResult, concurrencies: tuple[int, ...]) -> list[list[str]]:
+    """One row per (case, concurrency), grouped by concurrency."""
+    rows = []
+    for c in concurrencies:
+        floor = _median(micro, "floor", c)
+        for key, label in micro.labels.items():
+            stats = micro.stats[key, c]
+            counterpart = _FU_COUNTERPART.get(micro.kinds[key], "fu_read")
+            rows.append(
+                [
+                    label,
+                    str(c),
+                    human_rate(stats.median),
+                    f"{human_rate(stats.low)}-{human_rate(stats.high)}",
+                    f"{stats.iqr_percent:.1f}%",
+                    _x(_ratio(stats.median, floor)),
+                    _x(_ratio(stats.median, _median(micro, counterpart, c))),
+                ]
+            )
+        for key, why in micro.unavailable.items():
+            rows.append([f"({key}: {why})", str(c), "-", "-", "-", "-", "-"])
+    return rows
+
+
+def format_micro(micro: MicroResult, concurrencies: tuple[int, ...]) -> str:
+    """The operations table, as printed and as pasted in docs/benchmarks.md."""
+    headers = ["operation", "c", "ops/s", "min-max", "IQR", "x floor", "x fastapi-users"]
+    return format_table(headers, micro_rows(micro, concurrencies))
+
+
+def format_memory(memory: MemoryResult) -> str:
+    """The memory table."""
+    rows = [
+        [
+            f"redis-jwt session ({memory.sessions} sessions, 1 per user)",
+            f"{memory.bytes_per_session:.0f}",
+            f"{memory.session_key_bytes:.0f} + {memory.index_key_bytes:.0f}",
+        ],
+        [
+            f"fastapi-users token ({memory.fu_tokens} tokens)",
+            f"{memory.fu_bytes_per_token:.0f}",
+            f"{memory.fu_key_bytes:.0f}",
+        ],
+    ]
+    headers = ["what", "INFO used_memory / session", "MEMORY USAGE: session + index key"]
+    return format_table(headers, rows)
+
+
+def targets(micro: MicroResult, http: HttpResult | None, local_cache: bool) -> list[Target]:
+    """DESIGN.md section 7, as ratios measured in this run."""
+    out = [
+        Target(
+            "verify c=64 >= 2.0x fastapi-users read_token c=64",
+            2.0,
+            _ratio(_median(micro, "verify", 64), _median(micro, "fu_read", 64)),
+        ),
+        Target(
+            "verify c=1 >= 1.0x floor c=1",
+            1.0,
+            _ratio(_median(micro, "verify", 1), _median(micro, "floor", 1)),
+        ),
+        Target(
+            "sign c=64 >= 1.0x fastapi-users write_token c=64",
+            1.0,
+            _ratio(_median(micro, "sign", 64), _median(micro, "fu_write", 64)),
+        ),
+    ]
+    skipped = http.skipped if http is not None else {}
+    out.append(
+        Target(
+            "middleware >= 0.5x bare Starlette req/s (64 connections)",
+            0.5,
+            http.ratio("middleware") if http is not None else None,
+            "not measured: " + skipped.get("middleware", "HTTP benchmark skipped"),
+        )
+    )
+    cached_why = (
+        "not available: RedisJWT does not accept local_cache"
+        if not local_cache
+        else "not measured: " + skipped.get("middleware_cached", "HTTP benchmark skipped")
+    )
+    out.append(
+        Target(
+            "middleware local_cache >= 0.8x bare Starlette req/s",
+            0.8,
+            http.ratio("middleware_cached") if http is not None else None,
+            cached_why,
+        )
+    )
+    return out
+
+
+def format_targets(items: list[Target]) -> str:
+    """The targets table."""
+    rows = [[t.name, f"{t.goal:.1f}x", _x(t.ratio), t.verdict] for t in items]
+    return format_table(["target", "goal", "measured", "verdict"], rows)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line."""
+    parser = argparse.ArgumentParser(description="redis-jwt benchmark (docs/benchmarks.md)")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run (~30 s)")
+    parser.add_argument("--json", type=Path, default=None, help="write results here")
+    parser.add_argument("--rounds", type=int, default=None, help="measured rounds per case")
+    parser.add_argument("--seconds", type=float, default=None, help="duration of one round")
+    parser.add_argument("--sessions", type=int, default=None, help="sessions for the memory test")
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
+    parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run everything, print the report, optionally write JSON."""
+    args = parse_args(argv)
+    began = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    loop = resolve_loop(args.loop)
+    settings = (
+        Settings(rounds=2, round_seconds=0.2, warmup_seconds=0.1) if args.quick else Settings()
+    )
+    settings = Settings(
+        concurrencies=settings.concurrencies,
+        rounds=min(args.rounds or settings.rounds, 20),
+        round_seconds=min(args.seconds or settings.round_seconds, 10.0),
+        warmup_seconds=settings.warmup_seconds,
+    )
+    sessions = min(args.sessions or (2000 if args.quick else 100_000), 1_000_000)
+    http_settings = HttpSettings(
+        rounds=1 if args.quick else 3,
+        round_seconds=1.0 if args.quick else 4.0,
+        warmup_seconds=1.0 if args.quick else 2.0,
+        loop=args.loop,
+        load_generator=args.load_generator,
+    )
+
+    def progress(message: str) -> None:
+        print(f"  .. [{time.perf_counter() - began:5.0f} s] {message}", flush=True)
+
+    memory: MemoryResult | None = None
+    http: HttpResult | None = None
+    with RedisServer() as server:
+        redis_version = ".".join(map(str, server.version))
+        progress(f"redis-server {redis_version} on {server.url}; event loop {loop}")
+        with asyncio.Runner(loop_factory=event_loop_factory(loop)) as runner:
+            micro = runner.run(run_micro(server.url, settings, progress))
+        if not args.skip_http:
+            server.command("FLUSHALL")
+            http = run_http(server.url, http_settings, progress)
+    if not args.skip_memory:
+        # A fresh server: nothing else may share the used_memory figure.
+        with RedisServer() as fresh, asyncio.Runner(loop_factory=event_loop_factory(loop)) as r:
+            memory = r.run(run_memory(fresh.url, sessions, progress))
+    elapsed = time.perf_counter() - began
+    load_after = os.getloadavg()[0]
+
+    machine = machine_info()
+    versions = package_versions()
+    local_cache = "verify_cached" not in micro.unavailable
+    goals = targets(micro, http, local_cache)
+    print()
+    print(
+        f"machine: {machine['cpu']}, {machine['cores']} cores "
+        f"({machine['usable_cores']} usable), {machine['os']}, {machine['python']}"
+    )
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"redis-server {redis_version} (loopback TCP), event loop: {loop}")
+    print(
+        f"load average (1 min) at start/end: {load_before:.2f}/{load_after:.2f} "
+        "(other processes on the machine add noise)"
+    )
+    print(
+        f"rounds: {settings.rounds} x {settings.round_seconds:g} s per case after "
+        f"{settings.warmup_seconds:g} s warm-up; ops/s = median round; "
+        f"min-max = slowest/fastest round; IQR = (Q3-Q1)/median"
+    )
+    print()
+    print(format_micro(micro, settings.concurrencies))
+    if memory is not None:
+        print()
+        print(format_memory(memory))
+    if http is not None:
+        print()
+        print(
+            f"HTTP: {http.server}; load: {http.generator}, {http_settings.connections} "
+            f"connections, {http_settings.rounds} x {http_settings.round_seconds:g} s"
+        )
+        print(format_http(http))
+    print()
+    print(format_targets(goals))
+    print(f"\n(total {elapsed:.0f} s)")
+    if args.json is not None:
+        payload = {
+            "machine": machine,
+            "versions": {**versions, "redis-server": redis_version, "event-loop": loop},
+            "settings": {
+                "rounds": settings.rounds,
+                "round_seconds": settings.round_seconds,
+                "warmup_seconds": settings.warmup_seconds,
+                "concurrencies": list(settings.concurrencies),
+                "quick": args.quick,
+            },
+            "micro": [
+                {
+                    "case": key,
+                    "label": micro.labels[key],
+                    "concurrency": c,
+                    "ops_per_second": stats.as_dict(),
+                    "ratio_to_floor": _ratio(stats.median, _median(micro, "floor", c)),
+                    "ratio_to_fastapi_users": _ratio(
+                        stats.median,
+                        _median(micro, _FU_COUNTERPART.get(micro.kinds[key], "fu_read"), c),
+                    ),
+                }
+                for (key, c), stats in micro.stats.items()
+            ],
+            "unavailable": micro.unavailable,
+            "memory": memory.as_dict() if memory is not None else None,
+            "http": http.as_dict() if http is not None else None,
+            "targets": [t.as_dict() for t in goals],
+            "seconds": elapsed,
+            "load_average_1min": {"start": load_before, "end": load_after},
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
