@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -50,3 +54,94 @@ def examples(session: nox.Session) -> None:
     """Run every example end to end against a throwaway Redis."""
     session.install("-e", ".[dev]")
     session.run("python", "examples/quickstart.py")
+    # Each web example drives itself in-process and exits non-zero on a failure.
+    session.run("python", "examples/fastapi_app.py", "--check")
+    session.run("python", "examples/starlette_app.py", "--check")
+    session.run("python", "examples/worker.py", "--check")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmark against fastapi-users and starsessions; minutes long (docs/benchmarks.md).
+
+    ``nox -s bench -- --quick`` for a smoke run, ``-- --json results.json`` to keep the numbers.
+    """
+    # fastapi-users' redis extra pins redis<8: this venv runs redis-py 7.x (printed).
+    session.install(
+        "-e",
+        ".[starlette]",
+        "fastapi-users[redis]==15.*",
+        "starsessions[redis]",
+        "uvicorn",
+        "httptools",
+        "uvloop",
+        "httpx",
+    )
+    session.run("python", "bench/run.py", *session.posargs)
+    if Path("bench/expiry_lag.py").is_file():
+        session.run("python", "bench/expiry_lag.py")
+
+
+@nox.session(python=PYTHON)
+def interop(session: nox.Session) -> None:
+    """Share sessions with the real Node package redis-jwt 1.4.0 (needs node and npm).
+
+    Installs the pinned package into tests/interop/node_modules (git-ignored), then
+    signs and verifies in both directions on a throwaway Redis.
+    """
+    session.install("-e", ".[dev]")
+    with session.chdir("tests/interop"):
+        session.run("npm", "ci", "--no-audit", "--no-fund", external=True)
+    session.run(
+        "pytest",
+        "-m",
+        "interop",
+        "tests/test_interop.py",
+        *session.posargs,
+        env={"REDIS_JWT_INTEROP": "1"},
+    )
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Hypothesis fuzzing of verify at length: 50 000 examples per property by default.
+
+    ``nox -s fuzz -- 200000`` for more; the default test run does 2 000.
+    """
+    session.install("-e", ".[dev]")
+    examples = session.posargs[0] if session.posargs else "50000"
+    session.run(
+        "pytest",
+        "tests/test_fuzz.py",
+        "-q",
+        "--timeout=0",
+        "-p",
+        "no:cacheprovider",
+        env={"REDIS_JWT_FUZZ_EXAMPLES": examples},
+    )
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """The demo page in headless Chromium, driven by Selenium (tests/e2e).
+
+    Needs Debian's ``chromium`` and ``chromium-driver``; as root they are installed
+    here when missing (.ci/run does the same). Without them the test skips, saying so.
+    """
+    if not Path("/usr/bin/chromedriver").exists() and os.geteuid() == 0 and shutil.which("apt-get"):
+        # Not fatal: a machine without the packages (or a network) skips the test.
+        anything = list(range(256))
+        session.run("apt-get", "update", "-q", external=True, success_codes=anything)
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "chromium",
+            "chromium-driver",
+            external=True,
+            success_codes=anything,
+        )
+    session.install("-e", ".[dev]")
+    session.run("pytest", "tests/e2e", "-m", "e2e", "-p", "no:cacheprovider", *session.posargs)

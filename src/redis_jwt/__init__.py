@@ -16,13 +16,14 @@ from . import errors
 from .__about__ import __version__
 from ._core import RedisJWT
 from .events import EventBus, Subscription
-from .keys import KeyRing
+from .keys import Key, KeyRing
 from .models import Event, Session, SessionInfo
 from .settings import Settings
 
 __all__ = [
     "Event",
     "EventBus",
+    "Key",
     "KeyRing",
     "RedisJWT",
     "Session",

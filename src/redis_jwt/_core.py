@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 from ._connect import client_from_url
 from ._duration import Duration, parse_duration
+from ._fast_session import new_session
 from ._layout import Layout, check_user_id, is_session_id, new_session_id
+from ._lifecycle import wire_events
+from ._local_cache import LocalCache
+from ._node_sessions import NodeSessions, check_node_options
 from ._store import ANNOUNCE, LOAD, SLIDE, AnyRedis, Store
 from ._tokens import TokenCodec, dumps
 from .errors import ConfigurationError, SessionNotFound, StoreError
 from .events import EventBus
-from .keys import KeyRing
+from .keys import Key, KeyRing, as_key_ring
 from .models import Event, EventKind, Session, SessionInfo
 from .settings import Settings
 
@@ -51,6 +54,11 @@ class RedisJWT:
 
     Args:
         secret: the HMAC secret (at least 32 bytes); tokens are HS256.
+        keys: instead of ``secret``, a key set for rotation and asymmetric
+            algorithms: a :class:`~redis_jwt.keys.KeyRing`, a list of
+            :class:`~redis_jwt.keys.Key`, or a JWK Set dict (see the keys guide).
+        layout: ``"v1"`` (the default) or ``"redis-jwt"``, the exact layout of
+            the Node package redis-jwt 1.4.0 (see the Node interop guide).
         redis_url: where Redis is (``redis://``, ``rediss://``, ``unix://``).
         redis: a ``redis.asyncio`` client you own, instead of ``redis_url``;
             it is borrowed and never closed by this object.
@@ -60,7 +68,14 @@ class RedisJWT:
         multiple: ``False`` keeps one session per user (a new sign ends the others).
         max_sessions: keep at most this many sessions per user, evicting the oldest.
         prefix: namespace of every key this library writes.
-        kea: listen to keyspace events (see the events guide).
+        kea: listen to the events channel and to Redis's keyspace events, so
+            that changes made by any instance or any Redis client (a raw
+            ``DEL`` of a session key) become events here; enables the
+            ``notify-keyspace-events`` flags it needs when CONFIG is allowed.
+            Implies ``listen``. See the events guide.
+        listen: listen to the events channel only: ``created``, ``extended``,
+            ``destroyed`` and timely ``expired`` events from every instance,
+            without keyspace events (no CONFIG needed).
         leeway: clock skew tolerated on ``exp``/``iat``.
         issuer: value of the ``iss`` claim, required on verify when set.
         audience: value of the ``aud`` claim, required on verify when set.
@@ -68,6 +83,9 @@ class RedisJWT:
         timeout_seconds: connect and answer timeout of each Redis attempt.
         retries: immediate retries of a failed Redis attempt.
         max_token_bytes: tokens longer than this are refused before decoding.
+        local_cache: remember live sessions in this process, so that repeated
+            plain verifies cost no round trip; kept exact by Redis's
+            client-side caching invalidations (layout v1; see the decisions page).
 
     Raises:
         ConfigurationError: for a weak secret, a bad duration or conflicting options.
@@ -77,7 +95,8 @@ class RedisJWT:
         self,
         secret: str | bytes | None = None,
         *,
-        keys: KeyRing | None = None,
+        keys: KeyRing | Key | Iterable[Key] | Mapping[str, Any] | None = None,
+        layout: Literal["v1", "redis-jwt"] = "v1",
         redis_url: str | None = None,
         redis: AnyRedis | None = None,
         ttl: Duration = "1 day",
@@ -87,6 +106,7 @@ class RedisJWT:
         max_sessions: int | None = None,
         prefix: str = "rjwt",
         kea: bool = False,
+        listen: bool = False,
         leeway: Duration | float = 0,
         issuer: str | None = None,
         audience: str | None = None,
@@ -94,10 +114,13 @@ class RedisJWT:
         timeout_seconds: float = 0.5,
         retries: int = 1,
         max_token_bytes: int = 8192,
+        local_cache: bool = False,
     ) -> None:
         if (secret is None) == (keys is None):
             raise ConfigurationError("pass exactly one of secret= or keys=")
-        ring = keys if keys is not None else KeyRing.from_secret(secret, algorithm)
+        ring = as_key_ring(keys) if keys is not None else KeyRing.from_secret(secret, algorithm)
+        if layout not in ("v1", "redis-jwt"):
+            raise ConfigurationError(f"layout must be 'v1' or 'redis-jwt', got {layout!r}")
         if redis is not None and redis_url is not None:
             raise ConfigurationError("pass redis_url= or redis=, not both")
         self._ttl = parse_duration(ttl, name="ttl")
@@ -137,8 +160,45 @@ class RedisJWT:
         self._store = Store(client, self.layout, deadline_seconds=timeout_seconds * (retries + 1))
         #: The event bus: ``auth.events.on("destroyed", handler)``.
         self.events = EventBus()
+        # layout="redis-jwt": every session call goes to the Node-compatible implementation.
+        self._node: NodeSessions | None = None
+        if layout == "redis-jwt":
+            check_node_options(
+                keys=ring,
+                client=client,
+                max_sessions=max_sessions,
+                multiple=multiple,
+                kea=kea,
+                issuer=issuer,
+                audience=audience,
+            )
+            self._node = NodeSessions(
+                self._store,
+                ring,
+                ttl_seconds=self._ttl,
+                max_age_seconds=self._max_age,
+                ttl_ceiling_seconds=self._ttl_ceiling,
+                sliding=self.sliding,
+                multiple=multiple,
+                leeway_seconds=leeway_seconds,
+                max_token_bytes=max_token_bytes,
+                emit=self._emit,
+            )
+        listening = bool(listen) or self.kea
+        if listening and layout != "v1":
+            raise ConfigurationError(
+                "listen=True and kea=True need layout v1: layout='redis-jwt' has no events "
+                "channel nor expiry schedule"
+            )
+        self._feed, self._life = wire_events(
+            self._store, self.events, self._emit, client, listen=listening, kea=self.kea
+        )
+        if local_cache and layout != "v1":
+            raise ConfigurationError("local_cache=True needs layout v1")
+        self._cache: LocalCache | None = None
+        if local_cache:
+            self._cache = LocalCache(self._store, client, timeout_seconds=timeout_seconds)
         self._state: str = "new"  # new -> open -> closed
-        self._reconnect: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> RedisJWT:
@@ -154,6 +214,7 @@ class RedisJWT:
             "max_sessions": s.max_sessions,
             "prefix": s.prefix,
             "kea": s.kea,
+            "listen": s.listen,
             "leeway": s.leeway_seconds,
             "issuer": s.issuer,
             "audience": s.audience,
@@ -161,7 +222,14 @@ class RedisJWT:
             "timeout_seconds": s.timeout_seconds,
             "retries": s.retries,
             "max_token_bytes": s.max_token_bytes,
+            "local_cache": s.local_cache,
         }
+        if s.keys is not None:
+            if s.secret is not None:
+                raise ConfigurationError("set REDIS_JWT_SECRET or REDIS_JWT_KEYS, not both")
+            options["keys"] = KeyRing.from_jwks(s.keys.get_secret_value(), signing=s.signing_kid)
+        if s.layout != "v1":
+            options["layout"] = s.layout
         options.update(overrides)
         if options.get("redis") is not None:
             options.pop("redis_url")
@@ -181,11 +249,22 @@ class RedisJWT:
         """The signing and verification keys."""
         return self._keys
 
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """The public JWK Set of the keys, for services that check signatures themselves.
+
+        Public parts only, each with ``kid``, ``alg`` and ``use: "sig"``; HMAC keys
+        never appear (an HMAC-only configuration gives ``{"keys": []}``).
+        """
+        return self._keys.jwks()
+
     async def open(self) -> None:
         """Connect and load the scripts; never fails because Redis is down.
 
-        When Redis cannot be reached, an ``error`` and a ``disconnected`` event
-        are emitted and a background task keeps trying; calls meanwhile raise
+        Emits ``connected`` then ``ready``; with the listener on (``listen`` or
+        ``kea``), waits (2 s at most by default) until it is subscribed, so
+        that events made right after are received. When Redis cannot be
+        reached, an ``error`` and a ``disconnected`` event are emitted and a
+        background task keeps trying; calls meanwhile raise
         :class:`~redis_jwt.errors.StoreUnavailable`.
         """
         if self._state == "closed":
@@ -193,30 +272,9 @@ class RedisJWT:
         if self._state == "open":
             return
         self._state = "open"
-        try:
-            await self._store.load_scripts()
-        except StoreError as exc:
-            self._emit("error", error=exc, reason=str(exc))
-            self._emit("disconnected", reason="Redis is unreachable at start-up")
-            self._reconnect = asyncio.create_task(
-                self._reconnect_loop(), name="redis-jwt-reconnect"
-            )
-        else:
-            self._emit("connected")
-            self._emit("ready")
-
-    async def _reconnect_loop(self) -> None:
-        delay = 0.1
-        while self._state == "open":
-            await asyncio.sleep(delay)
-            try:
-                await self._store.load_scripts()
-            except StoreError:
-                delay = min(delay * 2, 2.0)
-                continue
-            self._emit("connected")
-            self._emit("ready")
-            return
+        await self._life.open()
+        if self._cache is not None:
+            await self._cache.open()
 
     async def aclose(self) -> None:
         """Stop background work and close the client if this object built it; idempotent."""
@@ -227,10 +285,10 @@ class RedisJWT:
         await asyncio.shield(self._shutdown())
 
     async def _shutdown(self) -> None:
-        if self._reconnect is not None:
-            self._reconnect.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnect
+        await self._life.aclose()
+        if self._cache is not None:
+            await self._cache.aclose()
+        self._feed.close()
         await self.events.aclose()
         if self._owns_client:
             await self._store.aclose()
@@ -260,7 +318,10 @@ class RedisJWT:
         reason: str | None = None,
         error: BaseException | None = None,
     ) -> None:
-        if self.events.has_listeners:
+        if user_id is not None and session_id is not None:
+            # Session events: deduplicated against the listener's (see _feed.py).
+            self._feed.local(kind, user_id, session_id, reason)
+        elif self.events.has_listeners:
             self.events.emit(
                 Event(
                     kind=kind,
@@ -299,6 +360,10 @@ class RedisJWT:
             StoreError: when Redis fails; no token is returned.
         """
         self._check_open()
+        if self._node is not None:
+            return await self._node.sign(
+                user_id, ttl=ttl, data_token=data_token, data_session=data_session
+            )
         user_id = check_user_id(user_id)
         idle = self._ttl if ttl is None else parse_duration(ttl, name="ttl")
         if idle > self._ttl_ceiling:
@@ -326,6 +391,8 @@ class RedisJWT:
         _created, _ttl_ms, evicted = await self._store.sign(
             user_id, session_id, idle_seconds=idle, exp=claims["exp"], data=data, limit=self._limit
         )
+        if evicted:  # their schedule entries must not come due as expiries
+            self._life.unscheduler.add([self.layout.session_key(user_id, v) for v in evicted])
         for victim in evicted:
             self._emit("destroyed", user_id, victim, reason="evicted")
         self._emit("created", user_id, session_id)
@@ -347,6 +414,8 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
+        if self._node is not None:
+            return await self._node.verify(token, with_session=with_session)
         claims = self._codec.decode(token)
         user_id: str = claims["sub"]
         session_id: str = claims["sid"]
@@ -354,6 +423,8 @@ class RedisJWT:
         if self.sliding or with_session:
             flags = (SLIDE if self.sliding else 0) | (LOAD if with_session else 0)
             pttl, data = await self._store.touch(user_id, session_id, flags)
+        elif self._cache is not None:
+            pttl = await self._cache.pttl(user_id, session_id, claims["exp"])
         else:
             pttl = await self._store.pttl(user_id, session_id)
         return self._session(claims, pttl, data, with_session)
@@ -366,6 +437,8 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
+        if self._node is not None:
+            return await self._node.extend(token)
         claims = self._codec.decode(token)
         user_id, session_id = claims["sub"], claims["sid"]
         pttl, _ = await self._store.touch(user_id, session_id, SLIDE | ANNOUNCE)
@@ -384,7 +457,7 @@ class RedisJWT:
         session_data: dict[str, Any] | None = None
         if with_session:
             session_data = self._load_data(data)
-        return Session.model_construct(
+        return new_session(
             user_id=claims["sub"],
             session_id=claims["sid"],
             data_token=claims.get("dat") or {},
@@ -416,12 +489,16 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
+        if self._node is not None:
+            return await self._node.destroy(token)
         claims = self._codec.decode(token, verify_exp=False)
         return await self._end(claims["sub"], claims["sid"], "logout")
 
     async def revoke(self, user_id: str, session_id: str) -> bool:
         """End one session of ``user_id`` by id ("log out that device"); True if it was alive."""
         self._check_open()
+        if self._node is not None:
+            return await self._node.revoke(user_id, session_id)
         user_id = check_user_id(user_id)
         if not is_session_id(session_id):
             return False
@@ -436,7 +513,11 @@ class RedisJWT:
     async def destroy_all(self, user_id: str) -> int:
         """Log ``user_id`` out everywhere; return how many sessions ended."""
         self._check_open()
+        if self._node is not None:
+            return await self._node.destroy_all(user_id)
         ended = await self._store.destroy_all(check_user_id(user_id))
+        if ended:
+            self._life.unscheduler.add([self.layout.session_key(user_id, s) for s in ended])
         for session_id in ended:
             self._emit("destroyed", user_id, session_id, reason="destroy_all")
         return len(ended)
@@ -444,6 +525,8 @@ class RedisJWT:
     async def sessions(self, user_id: str) -> list[SessionInfo]:
         """List the live sessions of ``user_id``, newest first (exact, no keyspace scan)."""
         self._check_open()
+        if self._node is not None:
+            return await self._node.sessions(user_id)
         user_id = check_user_id(user_id)
         rows = await self._store.list(user_id)
         now = time.time()
@@ -464,6 +547,8 @@ class RedisJWT:
     async def count(self, user_id: str) -> int:
         """Return how many live sessions ``user_id`` has."""
         self._check_open()
+        if self._node is not None:
+            return await self._node.count(user_id)
         return await self._store.count(check_user_id(user_id))
 
     async def ping(self) -> bool:

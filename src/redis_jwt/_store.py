@@ -1,10 +1,15 @@
-"""The only module that talks to Redis: layout v1 scripts and error translation."""
+"""The only module that sends commands to Redis: layout v1 scripts and error translation.
+
+(The events listener keeps its own pub/sub connections: see ``_listener.py``.)
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Awaitable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from importlib import resources
 from typing import Any, TypeVar
 
@@ -13,9 +18,12 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from ._layout import Layout
+from ._pipeline import AutoPipeline, Command
 from .errors import StoreError, StoreTimeout, StoreUnavailable
 
 __all__ = ["AnyRedis", "SessionRow", "Store"]
+
+logger = logging.getLogger("redis_jwt")
 
 T = TypeVar("T")
 AnyRedis = Redis | RedisCluster
@@ -33,16 +41,32 @@ _UNAVAILABLE = (
     rex.NoPermissionError,
     OSError,
 )
-SCRIPT_NAMES = ("sign", "touch", "destroy", "destroy_all", "list")
+SCRIPT_NAMES = (
+    "sign",
+    "touch",
+    "destroy",
+    "destroy_all",
+    "list",
+    # The expiry schedule (see docs/layout.md, "Expiry schedule").
+    "schedule",
+    "claim",
+    "inspect",
+    "settle",
+)
+#: Schedule entries overdue by longer than this are dropped when a new one is
+#: added (no sweeper ran for a day); it also bounds the buckets' lifetime.
+SCHEDULE_HORIZON_MS = 86_400_000
 
 # Flags of touch.lua.
 SLIDE, LOAD, ANNOUNCE = 1, 2, 4
 
 #: One row of ``list.lua``: session id, ttl ms, created us, idle ttl s, data JSON.
 SessionRow = tuple[str, int, int, int, str | None]
+#: One call of a batch: a script name (sent as EVALSHA) or a command, its keys, its arguments.
+Call = tuple[str, Sequence[str], Sequence[str | int]]
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -62,15 +86,41 @@ def _load_scripts() -> dict[str, _Script]:
 class Store:
     """Session storage on one Redis deployment (standalone, Sentinel or Cluster)."""
 
-    __slots__ = ("_deadline", "_scripts", "channel", "client", "layout")
+    __slots__ = (
+        "_deadline",
+        "_pipe",
+        "_scripts",
+        "channel",
+        "client",
+        "layout",
+        "on_failure",
+        "origin",
+        "scheduling",
+    )
 
     def __init__(self, client: AnyRedis, layout: Layout, *, deadline_seconds: float) -> None:
         self.client = client
         self.layout = layout
         self._deadline = deadline_seconds
+        # Commands of one event-loop pass share a pipeline (see _pipeline.py); a
+        # cluster client gets direct calls instead (a pipeline would span nodes).
+        self._pipe = None if isinstance(client, RedisCluster) else AutoPipeline(
+            client, self.run, self.translate
+        )  # fmt: skip
         self._scripts = _load_scripts()
         #: The channel the scripts publish session events on ('' for none).
-        self.channel = ""
+        self.channel = layout.channel
+        #: This instance's id in the notices it publishes (field ``o``).
+        self.origin = ""
+        #: Whether sign() also puts the session on the expiry schedule.
+        self.scheduling = False
+        #: Called with the error when Redis is unreachable or too slow (must not raise).
+        self.on_failure: Callable[[StoreError], None] | None = None
+
+    @property
+    def deadline_seconds(self) -> float:
+        """How long one call may take, retry included."""
+        return self._deadline
 
     async def run(self, awaitable: Awaitable[T]) -> T:
         """Await one Redis call within the deadline, translating its errors."""
@@ -78,11 +128,33 @@ class Store:
             async with asyncio.timeout(self._deadline):
                 return await awaitable
         except (TimeoutError, rex.TimeoutError) as exc:
-            raise StoreTimeout(f"Redis did not answer within {self._deadline:g} s") from exc
+            error: StoreError = StoreTimeout(f"Redis did not answer within {self._deadline:g} s")
+            raise self._failed(error) from exc
         except _UNAVAILABLE as exc:
-            raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
+            raise self._failed(StoreUnavailable(f"Redis is unavailable: {exc}")) from exc
         except rex.RedisError as exc:
             raise StoreError(f"Redis failed: {exc}") from exc
+
+    def translate(self, exc: BaseException) -> StoreError:
+        """The error :meth:`run` raises for ``exc``, for one error reply of a pipeline."""
+        if isinstance(exc, rex.TimeoutError | TimeoutError):
+            return self._failed(StoreTimeout(f"Redis did not answer within {self._deadline:g} s"))
+        if isinstance(exc, _UNAVAILABLE):
+            return self._failed(StoreUnavailable(f"Redis is unavailable: {exc}"))
+        return StoreError(f"Redis failed: {exc}")
+
+    def _script(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Awaitable[Any]:
+        """Run a script by SHA, through the auto-pipeline when there is one."""
+        if self._pipe is None:
+            return self.run(self._eval(name, keys, args))
+        script = self._scripts[name]
+        tail: Command = (len(keys), *keys, *args)
+        return self._pipe.submit(("EVALSHA", script.sha, *tail), ("EVAL", script.source, *tail))
+
+    def _failed(self, error: StoreError) -> StoreError:
+        if self.on_failure is not None:
+            self.on_failure(error)
+        return error
 
     async def _eval(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         script = self._scripts[name]
@@ -92,6 +164,35 @@ class Store:
             # After a restart or failover the script cache is empty: EVAL runs
             # the script and caches it again.
             return await self.client.eval(script.source, len(keys), *keys, *args)
+
+    async def batch(self, calls: Sequence[Call], *, required: int = 0) -> list[Any]:
+        """Send ``calls`` in one round trip.
+
+        An error reply to one of the first ``required`` calls is raised; the
+        others come back as values.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            script = self._scripts.get(name)
+            if script is None:
+                pipe.execute_command(name, *keys, *args)
+            else:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, rex.NoScriptError)]
+        if missing:  # an empty script cache (restart, failover): EVAL caches them again
+            pipe = self.client.pipeline(transaction=False)
+            for i in missing:
+                name, keys, args = calls[i]
+                source = self._scripts[name].source
+                pipe.execute_command("EVAL", source, len(keys), *keys, *args)
+            again = await pipe.execute(raise_on_error=False)
+            for i, reply in zip(missing, again, strict=True):
+                replies[i] = reply
+        for reply in replies[:required]:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
 
     async def load_scripts(self) -> None:
         """Load every script (on every primary, for a cluster client)."""
@@ -123,52 +224,87 @@ class Store:
         """Create a session; return (creation µs, ttl ms, evicted session ids)."""
         layout = self.layout
         tag = layout.user_tag(user_id)
-        reply = await self.run(
-            self._eval(
-                "sign",
-                (f"{tag}:s:{session_id}", f"{tag}:i"),
-                (session_id, idle_seconds, exp, data, limit, self.channel, f"{tag}:s:", user_id),
-            )
-        )
-        return int(reply[0]), int(reply[1]), [_text(v) for v in reply[2:]]
+        key = f"{tag}:s:{session_id}"
+        call: Call = (
+            "sign",
+            (key, f"{tag}:i"),
+            (session_id, idle_seconds, exp, data, limit, self.channel, f"{tag}:s:", user_id,
+             self.origin),
+        )  # fmt: skip
+        if self.scheduling:
+            reply = await self.run(self._sign_scheduled(call, key, idle_seconds, exp))
+        else:
+            reply = await self._script(*call)
+        return int(reply[0]), int(reply[1]), [text(v) for v in reply[2:]]
+
+    async def _sign_scheduled(self, call: Call, key: str, idle_seconds: int, exp: int) -> Any:
+        # One round trip: the session (user's slot), then its schedule entry (a bucket's slot).
+        bucket = self.layout.schedule_key(self.layout.bucket(key))
+        schedule: Call = ("schedule", (bucket,), (key, idle_seconds, exp, SCHEDULE_HORIZON_MS))
+        signed, scheduled = await self.batch((call, schedule))
+        if isinstance(signed, Exception):
+            if not isinstance(scheduled, Exception):  # no session: no schedule entry either
+                with contextlib.suppress(rex.RedisError, OSError):
+                    await self.client.zrem(bucket, key)
+            raise signed
+        if isinstance(scheduled, Exception):
+            # The session is stored, so the token stands; only its expired event may be late.
+            logger.warning("could not put a session on the expiry schedule: %s", scheduled)
+        return signed
 
     async def pttl(self, user_id: str, session_id: str) -> int:
         """Return the session's ttl in ms, -2 when it does not exist (one plain command)."""
         key = self.layout.session_key(user_id, session_id)
+        if self._pipe is not None:
+            return int(await self._pipe.submit(("PTTL", key)))
         return int(await self.run(self.client.pttl(key)))
 
     async def touch(self, user_id: str, session_id: str, flags: int) -> tuple[int, str | None]:
         """Run touch.lua: return (ttl ms or -2, private data JSON or None)."""
         tag = self.layout.user_tag(user_id)
-        reply = await self.run(
-            self._eval(
-                "touch",
-                (f"{tag}:s:{session_id}", f"{tag}:i"),
-                (flags, self.channel, user_id, session_id),
-            )
+        reply = await self._script(
+            "touch",
+            (f"{tag}:s:{session_id}", f"{tag}:i"),
+            (flags, self.channel, user_id, session_id, self.origin),
         )
         data = reply[1] if len(reply) > 1 else None
-        return int(reply[0]), None if data is None else _text(data)
+        return int(reply[0]), None if data is None else text(data)
 
     async def destroy(self, user_id: str, session_id: str, reason: str) -> bool:
         """End one session; return whether it existed."""
         tag = self.layout.user_tag(user_id)
-        reply = await self.run(
-            self._eval(
+        key = f"{tag}:s:{session_id}"
+        # Same round trip: drop the schedule entry, so that it is not reported as expired.
+        bucket = self.layout.schedule_key(self.layout.bucket(key))
+        if self._pipe is not None:
+            ended = self._script(
                 "destroy",
-                (f"{tag}:s:{session_id}", f"{tag}:i"),
-                (session_id, self.channel, user_id, reason),
+                (key, f"{tag}:i"),
+                (session_id, self.channel, user_id, reason, self.origin),
             )
-        )
-        return int(reply) == 1
+            self._pipe.send(("ZREM", bucket, key))
+            return int(await ended) == 1
+        reply = await self.run(
+            self.batch(
+                (
+                    ("destroy", (key, f"{tag}:i"), (session_id, self.channel, user_id, reason,
+                                                    self.origin)),
+                    ("ZREM", (bucket,), (key,)),
+                ),
+                required=1,
+            )
+        )  # fmt: skip
+        return int(reply[0]) == 1
 
     async def destroy_all(self, user_id: str) -> list[str]:
         """End every session of a user; return the ids that existed."""
         tag = self.layout.user_tag(user_id)
         reply = await self.run(
-            self._eval("destroy_all", (f"{tag}:i",), (f"{tag}:s:", self.channel, user_id))
+            self._eval(
+                "destroy_all", (f"{tag}:i",), (f"{tag}:s:", self.channel, user_id, self.origin)
+            )
         )
-        return [_text(v) for v in reply]
+        return [text(v) for v in reply]
 
     async def list(self, user_id: str) -> list[SessionRow]:
         """Return the user's live sessions, unordered."""
@@ -179,11 +315,11 @@ class Store:
             sid, pttl, created, idle, data = flat[i : i + 5]
             rows.append(
                 (
-                    _text(sid),
+                    text(sid),
                     int(pttl),
                     int(created or 0),
                     int(idle or 0),
-                    None if data is None else _text(data),
+                    None if data is None else text(data),
                 )
             )
         return rows

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import jwt
 
 from ._layout import is_session_id, is_user_id
+from ._token_cache import TokenCache, prepared_jwt, verification_key
 from .errors import ConfigurationError, InvalidToken, MissingToken, TokenExpired
 from .keys import KeyRing
 
@@ -22,10 +23,14 @@ _DECODE_ERRORS = (jwt.PyJWTError, ValueError, TypeError, KeyError, OverflowError
 
 
 class TokenCodec:
-    """Signs claims into tokens and checks tokens strictly."""
+    """Signs claims into tokens and checks tokens strictly (the claims of layout v1)."""
+
+    #: Claims every token must carry.
+    required: ClassVar[tuple[str, ...]] = _REQUIRED
 
     __slots__ = (
         "_audience",
+        "_cache",
         "_issuer",
         "_jwt",
         "_keys",
@@ -47,14 +52,20 @@ class TokenCodec:
         max_token_bytes: int = 8192,
     ) -> None:
         self._keys = keys
-        self._jwt = jwt.PyJWT()
+        # HMAC secrets checked once, not on every call; tokens seen before skip
+        # the signature work (exp is always checked again): see _token_cache.py.
+        self._jwt = prepared_jwt(keys)
+        self._cache = TokenCache(keys, leeway_seconds=leeway_seconds)
         self._leeway = leeway_seconds
         self._issuer = issuer
         self._audience = audience
         self._lifetime_limit = lifetime_limit_seconds
         self.max_token_bytes = max_token_bytes
         # Built once: PyJWT merges these into its defaults on every call.
-        base: dict[str, Any] = {"require": list(_REQUIRED), "verify_aud": audience is not None}
+        base: dict[str, Any] = {
+            "require": list(self.required),
+            "verify_aud": audience is not None,
+        }
         self._options = {**base, "verify_exp": True}
         self._options_no_exp = {**base, "verify_exp": False}
 
@@ -69,10 +80,15 @@ class TokenCodec:
             claims["iss"] = self._issuer
         if self._audience is not None:
             claims["aud"] = self._audience
-        headers = None if self._keys.signing_kid is None else {"kid": self._keys.signing_kid}
+        kid, key, algorithm = (
+            self._keys.signing_kid,
+            self._keys.signing_key,
+            self._keys.signing_algorithm,
+        )
         try:
+            dumps(claims)  # the same checks as session data: JSON, finite, valid Unicode
             token = self._jwt.encode(
-                claims, self._keys.signing_key, self._keys.signing_algorithm, headers=headers
+                claims, key, algorithm, headers=None if kid is None else {"kid": kid}
             )
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"data_token must be JSON-serialisable: {exc}") from exc
@@ -95,20 +111,25 @@ class TokenCodec:
             raise MissingToken("no token was given")
         if not isinstance(token, str):
             raise InvalidToken("the token must be a string")
+        cached = self._cache.get(token, self._keys, verify_exp=verify_exp)
+        if cached is not None:
+            return cached
         if len(token) > self.max_token_bytes:
             raise InvalidToken("the token is too large")
-        if not token.isascii():
+        # PyJWT also accepts '=' padding on the signature segment: a second spelling
+        # of the same token, which would slip past any list of token strings.
+        if not token.isascii() or "=" in token:
             raise InvalidToken("the token is malformed")
         try:
+            # One key: no need to read the header first; its kid is checked below.
             key = self._keys.single
-            if key is None or key.kid is not None:
-                header = jwt.get_unverified_header(token)
-                key = self._keys.for_kid(header.get("kid"))
+            if key is None:
+                key = self._keys.for_kid(jwt.get_unverified_header(token).get("kid"))
                 if key is None:
                     raise InvalidToken("the token names an unknown key")
             decoded = self._jwt.decode_complete(
                 token,
-                key.jwk,
+                verification_key(key, self._jwt),
                 algorithms=(key.algorithm,),
                 options=self._options if verify_exp else self._options_no_exp,  # type: ignore[arg-type]
                 audience=self._audience,
@@ -124,6 +145,7 @@ class TokenCodec:
             raise InvalidToken("the token header is not acceptable")
         claims: dict[str, Any] = decoded["payload"]
         self._check_claims(claims)
+        self._cache.put(token, claims)
         return claims
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
@@ -131,6 +153,8 @@ class TokenCodec:
         iat, exp = claims["iat"], claims["exp"]
         if type(iat) is not int or type(exp) is not int:
             raise InvalidToken("iat and exp must be integers")
+        if "nbf" in claims and type(claims["nbf"]) is not int:
+            raise InvalidToken("nbf must be an integer")
         if not 0 < exp - iat <= self._lifetime_limit:
             raise InvalidToken("the token's lifetime is out of range")
         if not is_user_id(claims["sub"]) or not is_session_id(claims["sid"]):
@@ -141,5 +165,14 @@ class TokenCodec:
 
 
 def dumps(value: object) -> str:
-    """Serialise private session data compactly (the same bytes other languages produce)."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """Serialise private session data compactly (the same bytes other languages produce).
+
+    Raises:
+        TypeError: for values JSON cannot hold.
+        ValueError: for NaN/Infinity and for strings that are not valid Unicode
+            (lone surrogates): they could be stored, but not read back by
+            other languages nor serialised again by the app.
+    """
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text.encode("utf-8")  # raises UnicodeEncodeError, a ValueError, for lone surrogates
+    return text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,7 +38,12 @@ class Session(BaseModel):
 
     @property
     def max_expires_at(self) -> datetime:
-        """The absolute end of the session (the JWT ``exp``): no extension goes past it."""
+        """The absolute end of the session (the JWT ``exp``): no extension goes past it.
+
+        ``datetime.max`` (UTC) for a token without ``exp`` (layout ``"redis-jwt"``).
+        """
+        if "exp" not in self.claims:
+            return datetime.max.replace(tzinfo=UTC)
         return datetime.fromtimestamp(self.claims["exp"], tz=self.issued_at.tzinfo)
 
 

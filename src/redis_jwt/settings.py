@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="REDIS_JWT_", extra="ignore")
 
     secret: SecretStr | None = None
+    #: A JWK Set: its JSON text, or the path of a JSON file (``REDIS_JWT_KEYS``).
+    keys: SecretStr | None = None
+    #: The ``kid`` of the signing key of ``keys`` (default: the set's first key).
+    signing_kid: str | None = None
+    #: ``v1`` or ``redis-jwt`` (checked by :class:`~redis_jwt.RedisJWT`).
+    layout: str = "v1"
     redis_url: str = "redis://127.0.0.1:6379/0"
     ttl: str = "1 day"
     max_age: str = "30 days"
@@ -31,6 +37,7 @@ class Settings(BaseSettings):
     max_sessions: int | None = None
     prefix: str = "rjwt"
     kea: bool = False
+    listen: bool = False
     leeway_seconds: int = 0
     issuer: str | None = None
     audience: str | None = None
@@ -38,3 +45,5 @@ class Settings(BaseSettings):
     timeout_seconds: float = 0.5
     retries: int = 1
     max_token_bytes: int = 8192
+    #: Remember live sessions locally, invalidated by Redis (``RedisJWT(local_cache=True)``).
+    local_cache: bool = False

@@ -1,0 +1,154 @@
+"""The opt-in local verify cache: ``RedisJWT(local_cache=True)``.
+
+A plain ``verify`` asks Redis one thing: the session's ttl (``PTTL``). This
+cache remembers, per session key, until when the session is known to live,
+so a repeated ``verify`` of a live session costs no round trip. It is kept
+exact by Redis itself (server-assisted client-side caching, see
+``_tracking.py``): every change of a key under the prefix, made by any
+instance or any client (a ``destroy``, an ``extend`` elsewhere, a raw
+``DEL``, an expiry, an eviction, a ``FLUSHALL``), is announced on the
+invalidation link and drops the entry.
+
+The rules that keep it from ever serving a session Redis no longer has:
+
+- **only while the links are live**: entries are served only while every
+  invalidation link is subscribed and has been heard from (a message or a
+  heartbeat answer) within ``MAX_SILENCE_SECONDS``; a lost link flushes the
+  cache, which is bypassed until the link is back and subscribed again;
+- **no stale fills**: a miss registers a ticket for its key *before* sending
+  ``PTTL``; an invalidation of the key (or a flush) revokes the ticket, and
+  the reply is stored only if the ticket is still valid when it arrives. A
+  change made after Redis answered is announced after the answer, so it
+  either revokes the ticket or drops the entry just stored;
+- **never past an end**: an entry holds an absolute (monotonic) deadline,
+  computed from the ttl Redis gave and the time the question was *sent*, and
+  capped by the JWT ``exp``; a hit returns the ttl left, an entry past its
+  deadline is a miss. Redis's own expiry notice may come later; the deadline
+  does not wait for it;
+- **bounded**: at most :data:`MAX_ENTRIES` keys, the oldest dropped first.
+
+Only the plain ``verify`` is cached: ``sliding=True`` must reset the ttl in
+Redis on every call and ``with_session=True`` reads the private data, so both
+always go to Redis (see docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from ._store import AnyRedis, Store
+from ._tracking import InvalidationLinks
+
+__all__ = ["MAX_ENTRIES", "LocalCache"]
+
+MAX_ENTRIES = 10_000
+
+
+class LocalCache:
+    """Deadlines of live sessions by key, invalidated by Redis.
+
+    Args:
+        store: the store that answers misses.
+        client: the data client (the links reuse its address and credentials).
+        timeout_seconds: connect and answer timeout of the links; :meth:`open`
+            waits at most about this long for them.
+        max_entries: how many session keys to remember.
+    """
+
+    __slots__ = ("_entries", "_layout", "_links", "_max", "_store", "_tickets", "_timeout", "hits")
+
+    def __init__(
+        self,
+        store: Store,
+        client: AnyRedis,
+        *,
+        timeout_seconds: float,
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
+        self._store = store
+        self._layout = store.layout
+        self._timeout = timeout_seconds
+        self._max = max_entries
+        # session key -> monotonic deadline (s)
+        self._entries: dict[str, float] = {}
+        # session key -> the ticket of the fill in flight
+        self._tickets: dict[str, object] = {}
+        self._links = InvalidationLinks(
+            client,
+            store.layout.prefix,
+            on_keys=self._invalidate,
+            on_down=self.clear,
+            timeout_seconds=timeout_seconds,
+        )
+        #: Verifies answered without Redis (for tests and the benchmark).
+        self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def links(self) -> InvalidationLinks:
+        """The invalidation links (for tests)."""
+        return self._links
+
+    async def open(self) -> None:
+        """Start the links and wait (bounded, never failing) until they are up."""
+        self._links.start()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._timeout * 2):
+                await self._links.up.wait()
+
+    async def aclose(self) -> None:
+        """Stop the links and forget everything."""
+        await self._links.aclose()
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget every entry and revoke every fill in flight."""
+        self._entries.clear()
+        self._tickets.clear()
+
+    def _invalidate(self, keys: list[str] | None) -> None:
+        if keys is None:
+            self.clear()
+            return
+        entries, tickets = self._entries, self._tickets
+        for key in keys:
+            entries.pop(key, None)
+            tickets.pop(key, None)
+
+    async def pttl(self, user_id: str, session_id: str, exp: int) -> int:
+        """The session's ttl in ms (-2 when it does not exist), from memory when possible.
+
+        Raises:
+            StoreError: on a miss, when Redis fails.
+        """
+        key = self._layout.session_key(user_id, session_id)
+        now = time.monotonic()
+        if now >= self._links.alive_until:  # links down or silent: Redis decides
+            return await self._store.pttl(user_id, session_id)
+        deadline = self._entries.get(key)
+        if deadline is not None:
+            if now < deadline:
+                self.hits += 1
+                return int((deadline - now) * 1000)
+            del self._entries[key]
+        ticket = self._tickets[key] = object()
+        wall = time.time()
+        try:
+            pttl = await self._store.pttl(user_id, session_id)
+        finally:
+            stored = self._tickets.get(key) is ticket
+            if stored:
+                del self._tickets[key]
+        if stored and pttl != -2:
+            # -1: the key lost its expiry outside the library; the JWT exp still ends it.
+            left = min(pttl / 1000 if pttl >= 0 else float("inf"), exp - wall)
+            if left > 0:
+                entries = self._entries
+                if len(entries) >= self._max:
+                    del entries[next(iter(entries))]
+                entries[key] = now + left
+        return pttl

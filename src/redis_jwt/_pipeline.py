@@ -1,0 +1,168 @@
+"""Auto-pipelining: the Redis commands of one event-loop pass go out as one pipeline.
+
+Every ``verify`` costs one command. Sent one by one, each pays a pool
+checkout, a ``send`` system call, a deadline and redis-py's retry layers; at
+concurrency 64 that overhead is most of the work. :class:`AutoPipeline`
+gathers the commands submitted during one pass of the event loop and sends
+them as one non-transactional pipeline, on one connection, from a task this
+library owns:
+
+- a caller only waits on its own future, so a caller cancelled mid-flight
+  (a client that disconnected, an ``asyncio.timeout`` of the app) never
+  interrupts the connection: its reply is read and dropped, the connection
+  stays in step, and no other caller can receive it;
+- an error reply (``NOSCRIPT``, ``WRONGTYPE``...) belongs to its own caller:
+  ``NOSCRIPT`` is retried once as ``EVAL`` (a restarted or failed-over Redis
+  has an empty script cache), any other error is raised to that caller only;
+- a connection failure or the deadline fails the whole batch, each caller
+  getting its own copy of the translated :class:`~redis_jwt.errors.StoreError`;
+- a batch of one is sent as a plain command, without pipeline overhead.
+
+Batches do not wait for each other: while one is in flight the next pass's
+commands form the next batch on another pooled connection. Under load,
+callers resumed by one batch tend to submit together, so batches grow with
+concurrency by themselves.
+
+Used for a plain ``redis.asyncio.Redis`` (standalone or Sentinel). For a
+``RedisCluster`` the store sends its commands directly (a pipeline there would
+have to be split by node).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from redis import exceptions as rex
+from redis.asyncio import Redis
+
+from .errors import StoreUnavailable
+
+__all__ = ["AutoPipeline", "Command"]
+
+#: One command: its words (``("PTTL", key)``, ``("EVALSHA", sha, 2, ...)``).
+Command = tuple[str | int | bytes, ...]
+# A submitted call: the command, what to send instead on NOSCRIPT, the caller's future.
+_Entry = tuple[Command, Command | None, "asyncio.Future[Any] | None"]
+
+
+def _own_copy(exc: BaseException) -> BaseException:
+    """A separate instance per caller: one exception object raised in many tasks
+    would collect every task's traceback."""
+    try:
+        copy = type(exc)(*exc.args)
+    except Exception:  # an exception type with an unusual constructor
+        return exc
+    copy.__cause__ = exc.__cause__
+    return copy
+
+
+class AutoPipeline:
+    """Coalesces the commands of one event-loop pass into one pipeline.
+
+    Args:
+        client: the data client (a ``redis.asyncio.Redis``).
+        run: awaits a Redis call within the store's deadline and translates
+            its failures (``Store.run``); applied once per batch.
+        translate: the store's translation of one error reply.
+    """
+
+    __slots__ = ("_client", "_pending", "_run", "_tasks", "_translate")
+
+    def __init__(
+        self,
+        client: Redis,
+        run: Callable[[Awaitable[Any]], Awaitable[Any]],
+        translate: Callable[[BaseException], BaseException],
+    ) -> None:
+        self._client = client
+        self._run = run
+        self._translate = translate
+        self._pending: list[_Entry] = []
+        # Strong references: the event loop only keeps weak ones to tasks.
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, command: Command, fallback: Command | None = None) -> asyncio.Future[Any]:
+        """Queue ``command`` for this pass's batch and return the future of its reply.
+
+        Args:
+            command: the command words.
+            fallback: sent instead when ``command`` gets ``NOSCRIPT`` (the
+                ``EVAL`` form of an ``EVALSHA``).
+        """
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue((command, fallback, future))
+        return future
+
+    def send(self, command: Command) -> None:
+        """Queue ``command`` in this pass's batch and ignore its reply (e.g. a cleanup)."""
+        self._queue((command, None, None))
+
+    def _queue(self, entry: _Entry) -> None:
+        pending = self._pending
+        pending.append(entry)
+        if len(pending) == 1:
+            # The task's first step runs after every callback already due in
+            # this pass: whatever they submit joins the batch.
+            task = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            replies = await self._run(self._execute(batch))
+        except Exception as exc:
+            # The connection, the deadline or a bug: every caller gets it.
+            self._fail(batch, exc)
+            return
+        except BaseException:
+            # This task was cancelled (the loop is closing): nobody will answer these callers.
+            self._fail(batch, StoreUnavailable("the Redis call was interrupted"))
+            raise
+        for (_command, _fallback, future), reply in zip(batch, replies, strict=True):
+            if future is None or future.done():  # nobody waits, or the caller gave up
+                continue
+            if isinstance(reply, rex.RedisError):
+                future.set_exception(self._translate(reply))
+            else:
+                future.set_result(reply)
+
+    @staticmethod
+    def _fail(batch: Sequence[_Entry], exc: BaseException) -> None:
+        for _command, _fallback, future in batch:
+            if future is not None and not future.done():
+                future.set_exception(_own_copy(exc))
+
+    async def _execute(self, batch: Sequence[_Entry]) -> list[Any]:
+        if len(batch) == 1:
+            command, fallback, _future = batch[0]
+            try:
+                return [await self._client.execute_command(*command)]  # type: ignore[no-untyped-call,unused-ignore]
+            except rex.NoScriptError as exc:
+                if fallback is None:
+                    return [exc]
+                command = fallback
+            except rex.ResponseError as exc:
+                return [exc]
+            try:
+                return [await self._client.execute_command(*command)]  # type: ignore[no-untyped-call,unused-ignore]
+            except rex.ResponseError as exc:
+                return [exc]
+        pipe = self._client.pipeline(transaction=False)
+        for command, _fallback, _future in batch:
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call,unused-ignore]
+        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        again = [
+            i
+            for i, reply in enumerate(replies)
+            if isinstance(reply, rex.NoScriptError) and batch[i][1] is not None
+        ]
+        if again:  # an empty script cache (restart, failover): EVAL caches the scripts again
+            pipe = self._client.pipeline(transaction=False)
+            for i in again:
+                pipe.execute_command(*(batch[i][1] or ()))  # type: ignore[no-untyped-call,unused-ignore]
+            for i, reply in zip(again, await pipe.execute(raise_on_error=False), strict=True):
+                replies[i] = reply
+        return replies

@@ -1,0 +1,334 @@
+"""The invalidation links of the local cache: Redis server-assisted client-side caching.
+
+One connection per primary (one for a standalone server or a Sentinel
+primary) turns tracking on for itself and listens to it::
+
+    CLIENT ID                                       -> <id>
+    CLIENT TRACKING on REDIRECT <id> BCAST PREFIX <prefix>:
+    SUBSCRIBE __redis__:invalidate
+
+In broadcasting mode Redis announces every change of a key under the prefix
+(a write, a ``DEL``, an expiry, an eviction, a ``FLUSHALL``), whoever made it,
+to every connection tracking that prefix. Redirecting to the connection's own
+id keeps it to one connection whose loss is seen at once: a killed link ends
+tracking with it, and the end of the stream is seen. RESP2 and ``REDIRECT``
+work on Redis 6.2 and 7.
+
+**Invalidations are applied as the bytes arrive.** redis-py opens the
+connection (addresses, TLS, credentials, Sentinel), then the link takes its
+transport over with a protocol of its own that parses (hiredis) and applies
+every invalidation inside ``data_received``, not in a task scheduled later.
+Redis writes an invalidation before the reply to the command that caused it;
+the event loop runs I/O callbacks before the tasks they wake. So once *any*
+task of this process has seen a change complete (its own ``destroy``, another
+instance's, a raw ``DEL``), no cache of this process can still serve what
+changed. Across processes the delay is the invalidation's delivery time.
+
+Each link has a heartbeat (a ``PING`` after :data:`HEARTBEAT_SECONDS` of
+silence, given up on after :data:`HEARTBEAT_TIMEOUT_SECONDS`), so a half-open
+link (a dead peer, a dropped NAT entry, a paused server) is found within
+seconds; and :attr:`InvalidationLinks.alive_until` says until when the links
+count as live without news, so the cache stops serving as soon as a link has
+been silent for longer than :data:`MAX_SILENCE_SECONDS`, before the heartbeat
+even concludes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import hiredis
+from redis import exceptions as rex
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from ._store import AnyRedis
+from ._tasks import stop
+
+__all__ = ["InvalidationLinks"]
+
+logger = logging.getLogger("redis_jwt")
+
+HEARTBEAT_SECONDS = 0.5
+HEARTBEAT_TIMEOUT_SECONDS = 1.0
+#: The cache is not served from when a link has been silent for this long.
+MAX_SILENCE_SECONDS = HEARTBEAT_SECONDS + HEARTBEAT_TIMEOUT_SECONDS
+_CHANNEL = b"__redis__:invalidate"
+_PING = b"redis-jwt-cache"
+_MAX_BACKOFF_SECONDS = 2.0
+_LAST_CHANCE_SECONDS = 0.02
+_FAILURES = (rex.RedisError, OSError, TimeoutError)
+
+
+class _HeartbeatMissed(rex.ConnectionError):
+    """The link did not answer the heartbeat in time (half-open or frozen peer)."""
+
+
+def _endpoints(client: AnyRedis) -> list[tuple[type[AbstractConnection], dict[str, Any]]]:
+    if isinstance(client, RedisCluster):
+        return [(n.connection_class, dict(n.connection_kwargs)) for n in client.get_primaries()]
+    pool = client.connection_pool
+    return [(pool.connection_class, dict(pool.connection_kwargs))]
+
+
+def _nothing() -> None:
+    pass
+
+
+class _Link(asyncio.Protocol):
+    """One tracking connection, read by this protocol once redis-py has opened it."""
+
+    def __init__(self, conn: AbstractConnection, on_keys: Callable[[list[str] | None], None]):
+        self.conn = conn
+        self._on_keys = on_keys
+        self._reader = hiredis.Reader()
+        self.transport: asyncio.Transport | None = None
+        self.last_rx = time.monotonic()
+        self.ping_sent: float | None = None
+        loop = asyncio.get_running_loop()
+        self.subscribed: asyncio.Future[None] = loop.create_future()
+        #: Fails with the reason when the link is lost.
+        self.lost: asyncio.Future[None] = loop.create_future()
+        #: Called after every reply, and at once (not in a task) when the link drops.
+        self.heard: Callable[[], None] = _nothing
+        self.dropped: Callable[[], None] = _nothing
+
+    def take_over(self) -> None:
+        """Read the connection here from now on (redis-py has read every reply so far)."""
+        writer = getattr(self.conn, "_writer", None)
+        transport: Any = getattr(writer, "transport", None)
+        if not hasattr(transport, "set_protocol"):  # uvloop's transports are not asyncio's
+            raise RuntimeError("this redis-py keeps no asyncio transport to take over")
+        transport.set_protocol(self)
+        self.transport = transport
+
+    def send(self, *words: str | bytes | int) -> None:
+        """Write one command (its reply comes to :meth:`data_received`)."""
+        if self.transport is None or self.transport.is_closing():
+            raise rex.ConnectionError("the invalidation link is closed")
+        self.transport.writelines(self.conn.pack_command(*words))
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        while (reply := self._reader.gets()) is not False:
+            self._reply(reply)
+
+    def _reply(self, reply: Any) -> None:
+        self.last_rx = time.monotonic()
+        self.ping_sent = None
+        kind = reply[0] if isinstance(reply, list) and reply else None
+        if kind == b"message" and len(reply) == 3:
+            keys = reply[2]
+            if keys is None:  # FLUSHALL/FLUSHDB: everything is invalid
+                self._on_keys(None)
+            elif isinstance(keys, list):
+                # A key that is not UTF-8 cannot be one of ours: "replace" is enough.
+                self._on_keys([k.decode("utf-8", "replace") for k in keys])
+        elif kind == b"subscribe":
+            if not self.subscribed.done():
+                self.subscribed.set_result(None)
+        elif kind != b"pong":  # an error, or something this link never asked for
+            self._fail(rex.ConnectionError(f"unexpected reply on the invalidation link: {reply!r}"))
+            return
+        self.heard()
+
+    def eof_received(self) -> bool | None:
+        self._fail(rex.ConnectionError("the invalidation link was closed by the server"))
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(exc or rex.ConnectionError("the invalidation link was closed"))
+
+    def _fail(self, exc: BaseException) -> None:
+        self.dropped()
+        for future in (self.subscribed, self.lost):
+            if not future.done():
+                future.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+        for future in (self.subscribed, self.lost):
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: no "never retrieved" warning
+            future.cancel()
+        with contextlib.suppress(Exception):
+            await self.conn.disconnect(nowait=True)
+
+
+class InvalidationLinks:
+    """Keeps the tracking links up and reports what they say.
+
+    Args:
+        client: the data client, whose addresses and credentials the links reuse.
+        prefix: the key prefix to track (``<prefix>:``).
+        on_keys: called with the changed keys, or ``None`` for "everything"
+            (``FLUSHALL``/``FLUSHDB``), inside the I/O callback.
+        on_down: called when a link is lost (the cache must flush).
+        timeout_seconds: connect and answer timeout of the links.
+    """
+
+    def __init__(
+        self,
+        client: AnyRedis,
+        prefix: str,
+        *,
+        on_keys: Callable[[list[str] | None], None],
+        on_down: Callable[[], None],
+        timeout_seconds: float,
+    ) -> None:
+        self._client = client
+        self._prefix = f"{prefix}:"
+        self._on_keys = on_keys
+        self._on_down = on_down
+        self._timeout = timeout_seconds
+        self._links: list[_Link] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        #: Monotonic time until which the links count as live; 0 while down.
+        self.alive_until = 0.0
+        #: Set while every link is subscribed.
+        self.up = asyncio.Event()
+        #: How many times the links were (re)established.
+        self.connects = 0
+
+    def start(self) -> None:
+        """Connect in the background, and reconnect after every loss until closed."""
+        if self._task is None and not self._closed:
+            self._task = asyncio.create_task(self._supervise(), name="redis-jwt-cache-links")
+
+    async def aclose(self) -> None:
+        """Stop and close the links."""
+        self._closed = True
+        self.alive_until = 0.0
+        await stop(self._task)
+        self._task = None
+
+    # -- connecting ----------------------------------------------------------
+
+    def _connection(self, cls: type[AbstractConnection], kwargs: dict[str, Any]) -> Any:
+        for name in ("maint_notifications_pool_handler", "himport_registry", "event_dispatcher"):
+            kwargs.pop(name, None)
+        kwargs.update(
+            socket_timeout=self._timeout,
+            socket_connect_timeout=min(kwargs.get("socket_connect_timeout") or 5, self._timeout),
+            retry=Retry(NoBackoff(), 0),
+            retry_on_error=[],
+            retry_on_timeout=False,
+            health_check_interval=0,
+            decode_responses=False,
+            protocol=2,
+            client_name="redis-jwt-cache",
+        )
+        return cls(**kwargs)
+
+    async def _open_link(self, cls: type[AbstractConnection], kwargs: dict[str, Any]) -> _Link:
+        conn = self._connection(cls, kwargs)
+        link = _Link(conn, self._on_keys)
+        try:
+            async with asyncio.timeout(self._timeout * 3):
+                await conn.connect()
+                await conn.send_command("CLIENT", "ID")
+                own_id = await conn.read_response()
+                await conn.send_command(
+                    "CLIENT", "TRACKING", "on", "REDIRECT", own_id, "BCAST", "PREFIX", self._prefix
+                )
+                await conn.read_response()
+                # Until now no invalidation can come (RESP2 sends them only to subscribers).
+                link.take_over()
+                link.send("SUBSCRIBE", _CHANNEL)
+                await link.subscribed
+        except BaseException:
+            await link.close()
+            raise
+        link.heard, link.dropped = self._heard, self._dropped
+        return link
+
+    async def _connect(self) -> list[_Link]:
+        if isinstance(self._client, RedisCluster):
+            await self._client.initialize()
+        endpoints = _endpoints(self._client)
+        if not endpoints:
+            raise rex.ConnectionError("no Redis primary is known")
+        links: list[_Link] = []
+        try:
+            for cls, kwargs in endpoints:
+                links.append(await self._open_link(cls, kwargs))
+        except BaseException:
+            for link in links:
+                await link.close()
+            raise
+        return links
+
+    # -- running -------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        delay = 0.0
+        while not self._closed:
+            links: list[_Link] = []
+            try:
+                links = await self._connect()
+                self._links = links
+                self.connects += 1
+                self._heard()
+                self.up.set()
+                delay = 0.0
+                await self._watch(links)
+            except _FAILURES as exc:
+                logger.warning("local cache: an invalidation link failed (%s); bypassing", exc)
+            except Exception:  # a bug: say so, keep the cache safe, keep trying
+                logger.exception("local cache: the invalidation link failed")
+            finally:
+                self._lost()
+                for link in links:
+                    await link.close()
+            await asyncio.sleep(delay)
+            delay = min(max(delay * 2, 0.05), _MAX_BACKOFF_SECONDS)
+
+    def _lost(self) -> None:
+        self.alive_until = 0.0
+        self.up.clear()
+        self._links = []
+        self._on_down()
+
+    def _dropped(self) -> None:
+        # At once, in the I/O callback: whatever runs next must not be served stale.
+        if self.alive_until:
+            self.alive_until = 0.0
+            self._on_down()
+
+    def _heard(self) -> None:
+        links = self._links
+        if links:
+            self.alive_until = min(link.last_rx for link in links) + MAX_SILENCE_SECONDS
+
+    async def _watch(self, links: list[_Link]) -> None:
+        """Return never; raise when a link is lost or misses its heartbeat."""
+        lost = [link.lost for link in links]
+        while not self._closed:
+            done, _ = await asyncio.wait(lost, timeout=HEARTBEAT_SECONDS / 2)
+            for future in done:
+                future.result()  # raises the link's failure
+            now = time.monotonic()
+            for link in links:
+                if link.ping_sent is None:
+                    if now - link.last_rx >= HEARTBEAT_SECONDS:
+                        link.send("PING", _PING)
+                        link.ping_sent = now
+                elif now - link.ping_sent > HEARTBEAT_TIMEOUT_SECONDS:
+                    # A busy event loop may not have read an answer that came in
+                    # time: let it poll once more before giving up.
+                    await asyncio.sleep(_LAST_CHANCE_SECONDS)
+                    if link.ping_sent is not None:
+                        raise _HeartbeatMissed(
+                            f"no answer to the heartbeat within {HEARTBEAT_TIMEOUT_SECONDS:g} s"
+                        )
