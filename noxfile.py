@@ -12,7 +12,7 @@ nox.options.default_venv_backend = "venv"
 nox.options.sessions = ["tests", "lint", "typecheck", "docs", "examples"]
 
 PYTHON = "3.11"
-LINTED = ["src", "tests", "examples", "noxfile.py"]
+LINTED = ["src", "tests", "examples", "bench", "noxfile.py"]
 
 
 @nox.session(python=PYTHON)
