@@ -98,7 +98,6 @@ def interop(session: nox.Session) -> None:
         "interop",
         "tests/test_interop.py",
         *session.posargs,
-        env={"REDIS_JWT_INTEROP": "1"},
     )
 
 
