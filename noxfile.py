@@ -8,10 +8,12 @@ from pathlib import Path
 
 import nox
 
-nox.options.default_venv_backend = "venv"
+# uv creates and fills the session environments in seconds; plain venv + pip otherwise.
+nox.options.default_venv_backend = "uv|venv"
 nox.options.sessions = ["tests", "lint", "typecheck", "docs", "examples"]
 
-PYTHON = "3.11"
+# The interpreter running nox (any Python 3.11+), so no particular version must be installed.
+PYTHON = None
 LINTED = ["src", "tests", "examples", "bench", "noxfile.py"]
 
 
