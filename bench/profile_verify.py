@@ -109,25 +109,38 @@ def _short(frame: str) -> str:
     return frame.rsplit(":", 1)[0] + ")" if frame.endswith(")") else frame
 
 
-async def load(redis_url: str, concurrency: int, seconds: float) -> None:
-    """Sign a pool of sessions, then verify them for ``seconds``."""
-    async with RedisJWT(secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS) as auth:
+async def load(redis_url: str, concurrency: int, seconds: float, operation: str) -> None:
+    """Sign a pool of sessions, then run ``operation`` for ``seconds``.
+
+    ``verify`` (the default), ``verify_cached`` (``local_cache=True``) or ``sign``.
+    """
+    cached = operation == "verify_cached"
+    async with RedisJWT(
+        secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS, local_cache=cached
+    ) as auth:
         tokens = await fill(lambda i: auth.sign(f"profile-user-{i}"), POOL)
 
         async def verify(i: int) -> object:
             return await auth.verify(tokens[i % POOL])
 
-        await measure(verify, concurrency, 1.0, MAX_OPS_PER_ROUND)  # warm-up
+        async def sign(i: int) -> object:
+            return await auth.sign(f"profile-signer-{i % 10_000}")
+
+        op = sign if operation == "sign" else verify
+        await measure(op, concurrency, 1.0, MAX_OPS_PER_ROUND)  # warm-up
         began = time.perf_counter()
-        rate = await measure(verify, concurrency, seconds, MAX_OPS_PER_ROUND)
+        rate = await measure(op, concurrency, seconds, MAX_OPS_PER_ROUND)
         elapsed = time.perf_counter() - began
-        print(f"verify c={concurrency}: {rate:.0f} ops/s over {elapsed:.1f} s")
+        print(f"{operation} c={concurrency}: {rate:.0f} ops/s over {elapsed:.1f} s")
 
 
 def main() -> None:
     """Run the load, or summarize a recorded profile."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--operation", choices=["verify", "verify_cached", "sign"], default="verify"
+    )
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     parser.add_argument("--summarize", type=Path, default=None, help="py-spy raw output")
@@ -139,7 +152,7 @@ def main() -> None:
     loop = resolve_loop(args.loop)
     with RedisServer() as server, asyncio.Runner(loop_factory=event_loop_factory(loop)) as runner:
         print(f"event loop {loop}")
-        runner.run(load(server.url, args.concurrency, min(args.seconds, 120.0)))
+        runner.run(load(server.url, args.concurrency, min(args.seconds, 120.0), args.operation))
 
 
 if __name__ == "__main__":

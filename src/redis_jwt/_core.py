@@ -86,6 +86,12 @@ class RedisJWT:
         local_cache: remember live sessions in this process, so that repeated
             plain verifies cost no round trip; kept exact by Redis's
             client-side caching invalidations (layout v1; see the decisions page).
+        wait_replicas: after a destroy, revoke or destroy_all that ended a
+            session, wait until this many replicas have it (Redis ``WAIT``),
+            narrowing the asynchronous-replication window (see the deployment
+            guide). When fewer confirm in time, the call still returns
+            normally, and a warning is logged and an ``error`` event emitted.
+        wait_timeout_seconds: how long to wait for ``wait_replicas``.
 
     Raises:
         ConfigurationError: for a weak secret, a bad duration or conflicting options.
@@ -115,6 +121,8 @@ class RedisJWT:
         retries: int = 1,
         max_token_bytes: int = 8192,
         local_cache: bool = False,
+        wait_replicas: int = 0,
+        wait_timeout_seconds: float = 0.1,
     ) -> None:
         if (secret is None) == (keys is None):
             raise ConfigurationError("pass exactly one of secret= or keys=")
@@ -135,6 +143,19 @@ class RedisJWT:
         self._limit = 1 if not multiple else (max_sessions or 0)
         if not 0 < timeout_seconds <= 60 or not 0 <= retries <= 10:
             raise ConfigurationError("timeout_seconds must be in (0, 60] and retries in [0, 10]")
+        if (
+            isinstance(wait_replicas, bool)
+            or not isinstance(wait_replicas, int)
+            or not 0 <= wait_replicas <= 100
+            or not 0 < wait_timeout_seconds <= 10
+        ):
+            raise ConfigurationError(
+                "wait_replicas must be an int in [0, 100] and wait_timeout_seconds in (0, 10]"
+            )
+        if wait_replicas and layout != "v1":
+            raise ConfigurationError("wait_replicas needs layout v1")
+        self._wait_replicas = wait_replicas
+        self._wait_timeout_ms = max(1, round(wait_timeout_seconds * 1000))
         if isinstance(leeway, int | float) and not isinstance(leeway, bool) and leeway >= 0:
             leeway_seconds = float(leeway)
         else:
@@ -223,6 +244,8 @@ class RedisJWT:
             "retries": s.retries,
             "max_token_bytes": s.max_token_bytes,
             "local_cache": s.local_cache,
+            "wait_replicas": s.wait_replicas,
+            "wait_timeout_seconds": s.wait_timeout_seconds,
         }
         if s.keys is not None:
             if s.secret is not None:
@@ -508,7 +531,29 @@ class RedisJWT:
         ended = await self._store.destroy(user_id, session_id, reason)
         if ended:
             self._emit("destroyed", user_id, session_id, reason=reason)
+            await self._confirm_replicated(user_id)
         return ended
+
+    async def _confirm_replicated(self, user_id: str) -> None:
+        """With ``wait_replicas``, report an ending that replicas did not confirm in time."""
+        if not self._wait_replicas:
+            return
+        try:
+            confirmed = await self._store.wait_replicas(
+                user_id, self._wait_replicas, self._wait_timeout_ms
+            )
+        except StoreError as exc:
+            problem = f"could not WAIT for replicas ({exc})"
+        else:
+            if confirmed >= self._wait_replicas:
+                return
+            problem = f"{confirmed} of {self._wait_replicas} replicas confirmed it"
+        message = (
+            f"the session end of user {user_id!r} is done on the primary but {problem} "
+            f"within {self._wait_timeout_ms} ms: a failover now could bring the session back"
+        )
+        logger.warning("%s", message)
+        self._emit("error", user_id, reason="wait_replicas", error=StoreError(message))
 
     async def destroy_all(self, user_id: str) -> int:
         """Log ``user_id`` out everywhere; return how many sessions ended."""
@@ -520,6 +565,8 @@ class RedisJWT:
             self._life.unscheduler.add([self.layout.session_key(user_id, s) for s in ended])
         for session_id in ended:
             self._emit("destroyed", user_id, session_id, reason="destroy_all")
+        if ended:
+            await self._confirm_replicated(user_id)
         return len(ended)
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:

@@ -18,6 +18,11 @@ With ``kea=True`` it also makes sure ``notify-keyspace-events`` includes
 merging with the flags already set; when ``CONFIG`` is refused it says so
 with an ``error`` event naming the flags to set, and carries on with the
 channel and the sweeper.
+
+On a Cluster (``kea=True``) the links follow the topology: the slot map is
+re-read on every reconnection and every :data:`TOPOLOGY_CHECK_SECONDS`;
+when the set of primaries changed (a failover, a resharding) the links are
+rebuilt and, as after any reconnection, the listener reconciles.
 """
 
 from __future__ import annotations
@@ -50,11 +55,17 @@ HEARTBEAT_TIMEOUT_SECONDS = 2.0
 FLAGS = "Egx"
 _PING = b"redis-jwt-heartbeat"
 _MAX_BACKOFF_SECONDS = 2.0
+#: How often a Cluster listener re-reads the slot map to cover new primaries.
+TOPOLOGY_CHECK_SECONDS = 5.0
 _FAILURES = (rex.RedisError, OSError, StoreError, TimeoutError)
 
 
 class HeartbeatMissed(rex.ConnectionError):
     """The link did not answer the heartbeat in time (half-open or frozen peer)."""
+
+
+class TopologyChanged(rex.ConnectionError):
+    """The Cluster's primaries are no longer those the links cover: rebuild them."""
 
 
 def missing_flags(current: str) -> str:
@@ -69,6 +80,16 @@ class _Link:
         self.conn = conn
         self.last_rx = asyncio.get_running_loop().time()
         self.ping_sent: float | None = None
+
+
+async def _refresh(client: RedisCluster) -> None:
+    # RedisCluster.initialize() is a no-op once done; the nodes manager re-reads CLUSTER SLOTS.
+    await client.initialize()
+    await client.nodes_manager.initialize()
+
+
+def _addresses(client: RedisCluster) -> set[tuple[str, int]]:
+    return {(str(node.host), int(node.port)) for node in client.get_primaries()}
 
 
 def _endpoints(client: AnyRedis) -> list[tuple[type[AbstractConnection], dict[str, Any]]]:
@@ -119,6 +140,7 @@ class Listener:
         self._expired_channel = b""
         self._del_channel = b""
         self._task: asyncio.Task[None] | None = None
+        self._covered: set[tuple[str, int]] = set()
         self._closed = False
         self.up = asyncio.Event()
 
@@ -170,10 +192,12 @@ class Listener:
 
     async def _connect(self) -> list[_Link]:
         if isinstance(self._client, RedisCluster):
-            await self._client.initialize()
+            async with asyncio.timeout(self._timeout * 3):
+                await _refresh(self._client)
         endpoints = _endpoints(self._client)
         if not endpoints:
             raise rex.ConnectionError("no Redis primary is known")
+        self._covered = {(str(kw.get("host")), int(kw.get("port") or 0)) for _, kw in endpoints}
         db = int(endpoints[0][1].get("db") or 0)
         self._expired_channel = f"__keyevent@{db}__:expired".encode()
         self._del_channel = f"__keyevent@{db}__:del".encode()
@@ -248,10 +272,13 @@ class Listener:
         self._on_down(exc)
 
     async def _read_all(self, links: list[_Link]) -> None:
-        if len(links) == 1:
+        follow = self._kea and isinstance(self._client, RedisCluster)
+        if len(links) == 1 and not follow:
             await self._read(links[0])
             return
         tasks = [asyncio.create_task(self._read(link)) for link in links]
+        if follow:
+            tasks.append(asyncio.create_task(self._follow_topology()))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -260,6 +287,21 @@ class Listener:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _follow_topology(self) -> None:
+        client = self._client
+        if not isinstance(client, RedisCluster):
+            return
+        covered = self._covered
+        while not self._closed:  # until a change or a failure ends the links
+            await asyncio.sleep(TOPOLOGY_CHECK_SECONDS)
+            async with asyncio.timeout(self._timeout * 3):
+                await _refresh(client)
+            now = _addresses(client)
+            if now != covered:
+                raise TopologyChanged(
+                    f"Cluster primaries changed from {sorted(covered)} to {sorted(now)}"
+                )
 
     async def _read(self, link: _Link) -> None:
         loop = asyncio.get_running_loop()

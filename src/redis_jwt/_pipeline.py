@@ -4,8 +4,9 @@ Every ``verify`` costs one command. Sent one by one, each pays a pool
 checkout, a ``send`` system call, a deadline and redis-py's retry layers; at
 concurrency 64 that overhead is most of the work. :class:`AutoPipeline`
 gathers the commands submitted during one pass of the event loop and sends
-them as one non-transactional pipeline, on one connection, from a task this
-library owns:
+them as one non-transactional pipeline (one write of every command, packed by
+hiredis, then every reply read in order), on one pooled connection, from a
+task this library owns:
 
 - a caller only waits on its own future, so a caller cancelled mid-flight
   (a client that disconnected, an ``asyncio.timeout`` of the app) never
@@ -16,26 +17,34 @@ library owns:
   has an empty script cache), any other error is raised to that caller only;
 - a connection failure or the deadline fails the whole batch, each caller
   getting its own copy of the translated :class:`~redis_jwt.errors.StoreError`;
-- a batch of one is sent as a plain command, without pipeline overhead.
+- a batch of one is a plain command: one write, one reply, no pipeline object.
 
 Batches do not wait for each other: while one is in flight the next pass's
 commands form the next batch on another pooled connection. Under load,
 callers resumed by one batch tend to submit together, so batches grow with
 concurrency by themselves.
 
-Used for a plain ``redis.asyncio.Redis`` (standalone or Sentinel). For a
-``RedisCluster`` the store sends its commands directly (a pipeline there would
-have to be split by node).
+Used for a pooled ``redis.asyncio.Redis`` (standalone or Sentinel); see
+:func:`usable_with`. For a ``RedisCluster`` the store sends its commands
+directly (a pipeline there would have to be split by node).
+
+Why not redis-py's ``Pipeline``: it packs every argument in Python and wraps
+every reply in a timeout of its own, which made up most of a pipelined
+``sign``; the batch here is packed by hiredis and bounded by the store's one
+deadline (plus redis-py's socket timeout per read). Connections, their
+handshake, the retry policy and error replies stay redis-py's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
+import hiredis
 from redis import exceptions as rex
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 
 from .errors import StoreUnavailable
 
@@ -45,6 +54,23 @@ __all__ = ["AutoPipeline", "Command"]
 Command = tuple[str | int | bytes, ...]
 # A submitted call: the command, what to send instead on NOSCRIPT, the caller's future.
 _Entry = tuple[Command, Command | None, "asyncio.Future[Any] | None"]
+
+
+# redis-py 5.2 wants a command name to check a connection out; 5.3+ warns about one.
+_NAMED_CHECKOUT = (
+    inspect.signature(ConnectionPool.get_connection).parameters["command_name"].default
+    is inspect.Parameter.empty
+)
+_NAME = "PIPELINE"
+
+
+def usable_with(client: object) -> TypeGuard[Redis]:
+    """Whether ``client`` can be auto-pipelined: a pooled ``redis.asyncio.Redis``.
+
+    Not a ``RedisCluster`` (commands would have to be split by node) nor a
+    ``single_connection_client`` (its one connection has a lock of its own).
+    """
+    return isinstance(client, Redis) and not getattr(client, "single_connection_client", False)
 
 
 def _own_copy(exc: BaseException) -> BaseException:
@@ -136,33 +162,59 @@ class AutoPipeline:
                 future.set_exception(_own_copy(exc))
 
     async def _execute(self, batch: Sequence[_Entry]) -> list[Any]:
-        if len(batch) == 1:
-            command, fallback, _future = batch[0]
-            try:
-                return [await self._client.execute_command(*command)]  # type: ignore[no-untyped-call,unused-ignore]
-            except rex.NoScriptError as exc:
-                if fallback is None:
-                    return [exc]
-                command = fallback
-            except rex.ResponseError as exc:
-                return [exc]
-            try:
-                return [await self._client.execute_command(*command)]  # type: ignore[no-untyped-call,unused-ignore]
-            except rex.ResponseError as exc:
-                return [exc]
-        pipe = self._client.pipeline(transaction=False)
-        for command, _fallback, _future in batch:
-            pipe.execute_command(*command)  # type: ignore[no-untyped-call,unused-ignore]
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
+        replies = await self._round_trip([command for command, _fallback, _future in batch])
         again = [
             i
             for i, reply in enumerate(replies)
             if isinstance(reply, rex.NoScriptError) and batch[i][1] is not None
         ]
         if again:  # an empty script cache (restart, failover): EVAL caches the scripts again
-            pipe = self._client.pipeline(transaction=False)
-            for i in again:
-                pipe.execute_command(*(batch[i][1] or ()))  # type: ignore[no-untyped-call,unused-ignore]
-            for i, reply in zip(again, await pipe.execute(raise_on_error=False), strict=True):
+            retried = await self._round_trip([batch[i][1] or () for i in again])
+            for i, reply in zip(again, retried, strict=True):
                 replies[i] = reply
         return replies
+
+    async def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
+        """Send ``commands`` in one write on one pooled connection; read every reply.
+
+        An error reply is returned in its place. Anything else that goes wrong
+        (the connection, a timeout, this task being cancelled) leaves redis-py
+        to drop the connection, so it never goes back to the pool out of step.
+        The client's retry policy applies to the batch as a whole, as for a
+        redis-py pipeline.
+        """
+        pool: Any = self._client.connection_pool  # typed differently by each redis-py
+        # hiredis's stub says a 1-tuple; it packs a command of any length.
+        packed = b"".join([hiredis.pack_command(c) for c in commands])  # type: ignore[arg-type]
+        conn = await (pool.get_connection(_NAME) if _NAMED_CHECKOUT else pool.get_connection())
+        try:
+            replies: list[Any] = await conn.retry.call_with_retry(
+                lambda: _send_and_read(conn, packed, len(commands)),
+                lambda _error: conn.disconnect(),
+            )
+            return replies
+        finally:
+            await pool.release(conn)
+
+
+async def _send_and_read(conn: Any, packed: bytes, count: int) -> list[Any]:
+    await conn.send_packed_command(packed, check_health=False)
+    # The first reply within the socket timeout: is Redis answering at all?
+    replies = [await _read(conn)]
+    if count > 1:
+        # The others follow it at once. redis-py would wrap each in a timeout of
+        # its own, which costs more than reading the reply; the store's deadline
+        # bounds the whole batch instead. The connection is ours alone meanwhile.
+        timeout, conn.socket_timeout = conn.socket_timeout, None
+        try:
+            replies.extend([await _read(conn) for _ in range(count - 1)])
+        finally:
+            conn.socket_timeout = timeout
+    return replies
+
+
+async def _read(conn: Any) -> Any:
+    try:
+        return await conn.read_response()
+    except rex.ResponseError as exc:  # read in full: the connection is still in step
+        return exc

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from ._layout import Layout
-from ._pipeline import AutoPipeline, Command
+from ._pipeline import AutoPipeline, Command, usable_with
 from .errors import StoreError, StoreTimeout, StoreUnavailable
 
 __all__ = ["AnyRedis", "SessionRow", "Store"]
@@ -104,9 +104,7 @@ class Store:
         self._deadline = deadline_seconds
         # Commands of one event-loop pass share a pipeline (see _pipeline.py); a
         # cluster client gets direct calls instead (a pipeline would span nodes).
-        self._pipe = None if isinstance(client, RedisCluster) else AutoPipeline(
-            client, self.run, self.translate
-        )  # fmt: skip
+        self._pipe = AutoPipeline(client, self.run, self.translate) if usable_with(client) else None
         self._scripts = _load_scripts()
         #: The channel the scripts publish session events on ('' for none).
         self.channel = layout.channel
@@ -329,6 +327,52 @@ class Store:
         tag = self.layout.user_tag(user_id)
         return int(await self.run(self._eval("list", (f"{tag}:i",), (f"{tag}:s:", "count"))))
 
+    async def wait_replicas(self, user_id: str, replicas: int, timeout_ms: int) -> int:
+        """Return how many replicas of the user's primary have the user's writes so far.
+
+        ``WAIT`` counts the writes of its own connection only, and an earlier
+        call may have used another pooled connection: so, on one connection to
+        the primary of the user's slot, write a 1-second marker ``{tag}:w``
+        (its offset is past every earlier write there), then ``WAIT``.
+        """
+        marker = f"{self.layout.user_tag(user_id)}:w"
+        commands: list[tuple[str | int, ...]] = [
+            ("SET", marker, "1", "PX", 1000),
+            ("WAIT", replicas, timeout_ms),
+        ]
+        client = self.client
+        if isinstance(client, RedisCluster):
+            found = client.get_node_from_key(marker)
+            if found is None:
+                raise self._failed(StoreUnavailable(f"no Cluster node serves {marker!r}"))
+            node = found
+            conn = node.acquire_connection()
+
+            async def on_node() -> Any:
+                try:
+                    await conn.send_packed_command(conn.pack_commands(commands))
+                    replies = [await conn.read_response() for _ in commands]
+                except BaseException:
+                    await conn.disconnect(nowait=True)
+                    raise
+                finally:
+                    node.release(conn)
+                return replies[-1]
+
+            return int(await self.run(on_node()))
+
+        async def on_one_connection() -> Any:
+            async with client.client() as single:
+                await single.execute_command(*commands[0])  # type: ignore[no-untyped-call]
+                return await single.execute_command(*commands[1])  # type: ignore[no-untyped-call]
+
+        return int(await self.run(on_one_connection()))
+
     async def aclose(self) -> None:
         """Close the client (only called for clients the library built)."""
         await self.client.aclose()
+        # A client built from a redis+sentinel:// URL also holds links to the sentinels.
+        pool = getattr(self.client, "connection_pool", None)
+        sentinels = getattr(pool, "sentinel_manager", None)
+        if sentinels is not None:
+            await sentinels.aclose()

@@ -5,12 +5,16 @@ nothing changed since the last one:
 
 - **key preparation**: PyJWT checks an HMAC secret on every ``encode`` and
   ``decode`` (is it a PEM, an SSH key, DER, a JWK in JSON?), about a third of
-  a decode. :func:`prepared_jwt` builds a private ``jwt.PyJWT`` whose HMAC
-  algorithms are a subclass of PyJWT's own, registered with PyJWT's public
-  ``register_algorithm``: its ``prepare_key`` returns the ring's secrets,
-  checked once at construction by PyJWT's own ``prepare_key``, as they are,
-  and hands anything else to PyJWT's checks. Signatures are still computed
-  and compared by PyJWT.
+  a decode. :func:`prepared_jwt` (decoding) and :func:`prepared_jws`
+  (signing) build private PyJWT objects whose HMAC algorithms are a subclass
+  of PyJWT's own, registered with PyJWT's public ``register_algorithm``: its
+  ``prepare_key`` returns the ring's secrets, checked once at construction by
+  PyJWT's own ``prepare_key``, as they are, and hands anything else to
+  PyJWT's checks. Signatures are still computed and compared by PyJWT.
+- **serialising the claims twice on sign**: the codec checked them with its
+  own ``json.dumps`` and ``PyJWT.encode`` serialised them again;
+  :func:`json_payload` gives the exact bytes ``PyJWT.encode`` would sign, for
+  ``PyJWS.encode`` (the same token, one serialisation).
 - **the whole check of a token seen before**: a client sends the same token
   with every request. :class:`TokenCache` remembers, by the exact token
   string, the claims of tokens that passed every check (signature, header,
@@ -27,6 +31,7 @@ nothing changed since the last one:
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from typing import Any
@@ -37,7 +42,14 @@ from jwt.algorithms import HMACAlgorithm
 from .errors import TokenExpired
 from .keys import Key, KeyRing
 
-__all__ = ["MAX_ENTRIES", "TokenCache", "prepared_jwt", "verification_key"]
+__all__ = [
+    "MAX_ENTRIES",
+    "TokenCache",
+    "json_payload",
+    "prepared_jws",
+    "prepared_jwt",
+    "verification_key",
+]
 
 MAX_ENTRIES = 10_000
 MAX_CHARS = 4 * 1024 * 1024
@@ -87,6 +99,38 @@ def prepared_jwt(ring: KeyRing) -> jwt.PyJWT:
     return instance
 
 
+def prepared_jws(ring: KeyRing) -> jwt.PyJWS:
+    """A private ``jwt.PyJWS`` for signing, with the same prepared HMAC algorithms."""
+    jws = jwt.PyJWS()
+    secrets: dict[str, set[bytes]] = {}
+    for key in ring.keys:
+        secret = _hmac_secret(key)
+        if secret is not None and key.algorithm in _HASHES and key.can_sign:
+            HMACAlgorithm(_HASHES[key.algorithm]).prepare_key(secret)
+            secrets.setdefault(key.algorithm, set()).add(secret)
+    for name, ready in secrets.items():
+        jws.unregister_algorithm(name)
+        jws.register_algorithm(name, _PreparedHMAC(_HASHES[name], frozenset(ready)))
+    return jws
+
+
+# json.dumps(claims, separators=(",", ":"), allow_nan=False), built once.
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def json_payload(claims: dict[str, Any]) -> str:
+    """The JSON PyJWT's ``encode`` would sign for ``claims``, refusing NaN and infinities.
+
+    Handing these bytes to ``PyJWS.encode`` signs the very token ``PyJWT.encode``
+    would, serialising the claims once instead of twice.
+
+    Raises:
+        TypeError: for values JSON cannot hold.
+        ValueError: for NaN and infinities.
+    """
+    return _PAYLOAD_ENCODER.encode(claims)
+
+
 def verification_key(key: Key, instance: jwt.PyJWT) -> Any:
     """What to pass to ``instance.decode_complete`` for ``key``.
 
@@ -105,13 +149,29 @@ def verification_key(key: Key, instance: jwt.PyJWT) -> Any:
     return key.jwk
 
 
+_CONTAINERS = (dict, list)
+
+
 def _fresh(value: Any) -> Any:
     """A copy of the JSON containers in ``value`` (strings and numbers are immutable)."""
     if type(value) is dict:
-        return {k: _fresh(v) if type(v) in (dict, list) else v for k, v in value.items()}
+        return {k: _fresh(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
     if type(value) is list:
-        return [_fresh(v) if type(v) in (dict, list) else v for v in value]
+        return [_fresh(v) if type(v) in _CONTAINERS else v for v in value]
     return value
+
+
+def _shallow(value: Any) -> bool:
+    """Whether ``value`` holds no containers (a shallow copy is then a full copy)."""
+    members = value.values() if type(value) is dict else value
+    return not any(type(v) in _CONTAINERS for v in members)
+
+
+def _copier(claims: dict[str, Any]) -> tuple[str, ...] | None:
+    """How to copy ``claims`` cheaply: the keys of its containers when each is
+    shallow (``dat`` of scalars, the usual case), ``None`` when deeper."""
+    keys = tuple(k for k, v in claims.items() if type(v) in _CONTAINERS)
+    return keys if all(_shallow(claims[k]) for k in keys) else None
 
 
 class TokenCache:
@@ -126,8 +186,10 @@ class TokenCache:
     __slots__ = ("_chars", "_entries", "_keys", "_leeway", "_ring", "hits", "misses")
 
     def __init__(self, ring: KeyRing, *, leeway_seconds: float) -> None:
-        # token -> (claims, exp or None, whether the claims hold containers)
-        self._entries: OrderedDict[str, tuple[dict[str, Any], Any, bool]] = OrderedDict()
+        # token -> (claims, exp or None, the keys of its shallow containers or None)
+        self._entries: OrderedDict[str, tuple[dict[str, Any], Any, tuple[str, ...] | None]] = (
+            OrderedDict()
+        )
         self._chars = 0
         self._ring = ring
         self._keys = ring.keys
@@ -157,25 +219,26 @@ class TokenCache:
         if entry is None:
             self.misses += 1
             return None
-        claims, exp, nested = entry
+        claims, exp, containers = entry
         # PyJWT's rule: expired when exp <= now - leeway (Node tokens may have no exp).
         if verify_exp and exp is not None and exp <= time.time() - self._leeway:
             raise TokenExpired("the token has expired")
         self._entries.move_to_end(token)
         self.hits += 1
-        return _fresh(claims) if nested else dict(claims)
+        if containers is None:  # deeply nested data: copy every level
+            fresh: dict[str, Any] = _fresh(claims)
+            return fresh
+        copy = dict(claims)
+        for key in containers:
+            copy[key] = copy[key].copy()
+        return copy
 
     def put(self, token: str, claims: dict[str, Any]) -> None:
         """Remember ``token`` after it passed every check (its ``exp`` aside)."""
         size = len(token)
         if size > MAX_TOKEN_CHARS or token in self._entries:
             return
-        nested = any(type(v) in (dict, list) for v in claims.values())
-        self._entries[token] = (
-            _fresh(claims) if nested else dict(claims),
-            claims.get("exp"),
-            nested,
-        )
+        self._entries[token] = (_fresh(claims), claims.get("exp"), _copier(claims))
         self._chars += size
         while len(self._entries) > MAX_ENTRIES or self._chars > MAX_CHARS:
             old, _entry = self._entries.popitem(last=False)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import jwt
 
 from ._layout import is_session_id, is_user_id
-from ._token_cache import TokenCache, prepared_jwt, verification_key
+from ._token_cache import TokenCache, json_payload, prepared_jws, prepared_jwt, verification_key
 from .errors import ConfigurationError, InvalidToken, MissingToken, TokenExpired
 from .keys import KeyRing
 
@@ -32,6 +32,7 @@ class TokenCodec:
         "_audience",
         "_cache",
         "_issuer",
+        "_jws",
         "_jwt",
         "_keys",
         "_leeway",
@@ -55,6 +56,7 @@ class TokenCodec:
         # HMAC secrets checked once, not on every call; tokens seen before skip
         # the signature work (exp is always checked again): see _token_cache.py.
         self._jwt = prepared_jwt(keys)
+        self._jws = prepared_jws(keys)
         self._cache = TokenCache(keys, leeway_seconds=leeway_seconds)
         self._leeway = leeway_seconds
         self._issuer = issuer
@@ -86,9 +88,11 @@ class TokenCodec:
             self._keys.signing_algorithm,
         )
         try:
-            dumps(claims)  # the same checks as session data: JSON, finite, valid Unicode
-            token = self._jwt.encode(
-                claims, key, algorithm, headers=None if kid is None else {"kid": kid}
+            text = json_payload(claims)  # exactly what PyJWT.encode would sign
+            if "\\u" in text:  # non-ASCII: the checks of session data (no lone surrogates)
+                dumps(claims)
+            token = self._jws.encode(
+                text.encode(), key, algorithm, headers=None if kid is None else {"kid": kid}
             )
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"data_token must be JSON-serialisable: {exc}") from exc

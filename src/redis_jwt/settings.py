@@ -47,3 +47,7 @@ class Settings(BaseSettings):
     max_token_bytes: int = 8192
     #: Remember live sessions locally, invalidated by Redis (``RedisJWT(local_cache=True)``).
     local_cache: bool = False
+    #: Replicas that must confirm each destroy (``RedisJWT(wait_replicas=...)``); 0: don't wait.
+    wait_replicas: int = 0
+    #: How long to wait for them (``RedisJWT(wait_timeout_seconds=...)``).
+    wait_timeout_seconds: float = 0.1

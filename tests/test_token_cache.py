@@ -1,0 +1,97 @@
+"""Tokens seen before skip the signature work, and nothing else.
+
+The decode cache remembers, by exact token string, the claims of tokens that
+passed every check. These tests hold it to the rules of docs/decisions.md:
+``exp`` is checked on every call (with the leeway), a changed token is a new
+token, a failed check is never remembered, callers get their own copies, and
+the cache is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import jwt
+import pytest
+
+from redis_jwt import RedisJWT, errors
+from redis_jwt._token_cache import MAX_CHARS, MAX_ENTRIES, TokenCache
+from redis_jwt.keys import Key, KeyRing
+
+from .conftest import SECRET
+
+
+async def test_an_expired_token_is_refused_although_it_was_seen(redis_url: str) -> None:
+    async with RedisJWT(secret=SECRET, redis_url=redis_url, ttl=1, max_age=1) as auth:
+        token = await auth.sign("u")
+        assert (await auth.verify(token)).user_id == "u"
+        await asyncio.sleep(2.05)  # exp = iat + 1 s, in whole seconds
+        with pytest.raises(errors.TokenExpired):
+            await auth.verify(token)
+        # Logging out still works with an expired token.
+        assert await auth.destroy(token) is False  # the key itself expired already
+
+
+async def test_the_leeway_applies_to_tokens_seen_before(redis_url: str) -> None:
+    async with RedisJWT(secret=SECRET, redis_url=redis_url, ttl=1, max_age=1, leeway=30) as auth:
+        token = await auth.sign("u")
+        await auth.verify(token)
+        await asyncio.sleep(2.05)
+        # The session's key expired, but the token is still within the leeway.
+        with pytest.raises(errors.SessionNotFound):
+            await auth.verify(token)
+
+
+async def test_a_changed_token_is_checked_again(auth: RedisJWT) -> None:
+    token = await auth.sign("u", data_token={"role": "user"})
+    await auth.verify(token)
+    header, payload, signature = token.split(".")
+    forged_payload = jwt.utils.base64url_encode(
+        jwt.utils.base64url_decode(payload).replace(b'"user"', b'"root"')
+    ).decode()
+    for forged in (
+        f"{header}.{forged_payload}.{signature}",
+        f"{header}.{payload}.{signature[:-2]}AA",
+        token + "=",
+        " " + token,
+    ):
+        with pytest.raises(errors.InvalidToken):
+            await auth.verify(forged)
+    assert (await auth.verify(token)).data_token == {"role": "user"}
+
+
+async def test_callers_get_their_own_claims(auth: RedisJWT) -> None:
+    token = await auth.sign("u", data_token={"role": "user", "tags": ["a"], "deep": {"x": [1]}})
+    first = await auth.verify(token)
+    first.data_token["role"] = "admin"
+    first.claims["dat"]["tags"].append("b")
+    first.claims["dat"]["deep"]["x"].append(2)
+    first.claims["sub"] = "mallory"
+    again = await auth.verify(token)
+    assert again.data_token == {"role": "user", "tags": ["a"], "deep": {"x": [1]}}
+    assert again.user_id == again.claims["sub"] == "u"
+
+
+def _claims(n: int) -> dict[str, object]:
+    now = int(time.time())
+    return {"sub": f"u{n}", "sid": "A" * 22, "iat": now, "exp": now + 60}
+
+
+def test_the_cache_is_bounded_and_forgets_a_changed_ring() -> None:
+    ring = KeyRing.from_secret(SECRET)
+    cache = TokenCache(ring, leeway_seconds=0)
+    for n in range(MAX_ENTRIES + 50):
+        cache.put(f"token-{n}", _claims(n))
+    assert len(cache) == MAX_ENTRIES
+    assert cache.get("token-0", ring, verify_exp=True) is None  # the oldest went first
+    assert cache.get(f"token-{MAX_ENTRIES + 49}", ring, verify_exp=True) is not None
+    big = "x" * 2000
+    for n in range(MAX_CHARS // 2000 + 10):
+        cache.put(f"{big}{n}", _claims(n))
+    assert sum(len(t) for t in cache._entries) <= MAX_CHARS
+    cache.put("y" * 5000, _claims(0))  # too long to be worth remembering
+    assert cache.get("y" * 5000, ring, verify_exp=True) is None
+    other = KeyRing([Key.hmac("k2", SECRET)])
+    assert cache.get(f"{big}{MAX_CHARS // 2000 + 9}", other, verify_exp=True) is None
+    assert len(cache) == 0
