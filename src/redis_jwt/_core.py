@@ -475,7 +475,9 @@ class RedisJWT:
         if pttl == -2:
             raise SessionNotFound("the session has ended; log in again")
         now = time.time()
-        if pttl < 0:  # the key lost its expiry outside the library: the JWT exp still caps it
+        # A key that lost its expiry outside the library, or a Redis clock a
+        # little ahead of ours: the JWT exp is the hard end either way.
+        if pttl < 0 or now + pttl / 1000 > claims["exp"]:
             pttl = max(0, int((claims["exp"] - now) * 1000))
         session_data: dict[str, Any] | None = None
         if with_session:
