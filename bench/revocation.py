@@ -3,8 +3,9 @@
 ``python bench/revocation.py [--trials 300]`` (also part of ``bench/run.py``).
 
 On a throwaway ``redis-server`` of its own, instance A (``local_cache=True``,
-this process) verifies a token in a loop, served from its cache; instance B
-(no cache, a separate process, as another app server would be) destroys that
+in a fresh process, so that no other benchmark's heap lengthens its garbage
+collections) verifies a token in a loop, served from its cache; instance B
+(no cache, another process, as another app server would be) destroys that
 session. Per trial:
 
 - A signs a session, verifies it once (the cache fills), hands the token to B
@@ -34,6 +35,7 @@ if __name__ == "__main__" and not __package__:
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import os
 import statistics
@@ -149,9 +151,29 @@ async def _measure(
 def run_revocation(
     trials: int, loop: str, progress: Callable[[str], None] = lambda _: None
 ) -> RevocationResult:
-    """Measure on a redis-server of its own."""
+    """Measure in a fresh process (instance A), on a redis-server of its own.
+
+    A fresh interpreter, not the caller's: after the other benchmarks the
+    caller's heap is large, and its garbage collections would show up as the
+    tail of this measurement.
+    """
+    progress(f"revocation visibility: {trials} trials (fresh process)")
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.revocation", "--trials", str(trials), "--loop", loop,
+         "--json-stdout"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600, check=True,
+    ).stdout  # fmt: skip
+    data = json.loads(out)
+    return RevocationResult(
+        tuple(data["since_call_ms"]),
+        tuple(data["since_return_ms"]),
+        data["trials"],
+        data["pttl_per_trial"],
+    )
+
+
+def _measure_here(trials: int, loop: str) -> RevocationResult:
     with RedisServer() as server:
-        progress(f"revocation visibility: {trials} trials")
         destroyer = subprocess.Popen(
             [sys.executable, "-m", "bench.revocation", "--destroyer", server.url],
             cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
@@ -187,13 +209,25 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=300)
     parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     parser.add_argument("--destroyer", metavar="REDIS_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--json-stdout", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.destroyer:
         with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
             asyncio.run(_destroy_forever(args.destroyer))
         return
+    trials = min(args.trials, 10_000)
+    if args.json_stdout:  # instance A for run_revocation
+        measured = _measure_here(trials, args.loop)
+        raw = {
+            "since_call_ms": measured.since_call_ms,
+            "since_return_ms": measured.since_return_ms,
+            "trials": measured.trials,
+            "pttl_per_trial": measured.pttl_per_trial,
+        }
+        print(json.dumps(raw))
+        return
     load = os.getloadavg()[0]
-    result = run_revocation(min(args.trials, 10_000), args.loop, print)
+    result = run_revocation(trials, args.loop, print)
     print(f"\nload average (1 min) at start: {load:.2f}\n")
     print(format_revocation(result))
     print(f"\nmedian destroy called -> seen: {statistics.median(result.since_call_ms):.3f} ms")

@@ -94,11 +94,14 @@ class LocalCache:
         return self._links
 
     async def open(self) -> None:
-        """Start the links and wait (bounded, never failing) until they are up."""
+        """Start the links and wait (bounded, never failing) for their first attempt.
+
+        When Redis is away the cache is simply bypassed until the links are up.
+        """
         self._links.start()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self._timeout * 2):
-                await self._links.up.wait()
+            async with asyncio.timeout(self._timeout * 3):
+                await self._links.tried.wait()
 
     async def aclose(self) -> None:
         """Stop the links and forget everything."""

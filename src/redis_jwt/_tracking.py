@@ -56,10 +56,12 @@ __all__ = ["InvalidationLinks"]
 
 logger = logging.getLogger("redis_jwt")
 
-HEARTBEAT_SECONDS = 0.5
+# A PING after this much silence: the link is heard from several times within
+# MAX_SILENCE_SECONDS, so a busy (but not blocked) event loop never loses the cache.
+HEARTBEAT_SECONDS = 0.25
 HEARTBEAT_TIMEOUT_SECONDS = 1.0
 #: The cache is not served from when a link has been silent for this long.
-MAX_SILENCE_SECONDS = HEARTBEAT_SECONDS + HEARTBEAT_TIMEOUT_SECONDS
+MAX_SILENCE_SECONDS = 1.5
 _CHANNEL = b"__redis__:invalidate"
 _PING = b"redis-jwt-cache"
 _MAX_BACKOFF_SECONDS = 2.0
@@ -198,6 +200,8 @@ class InvalidationLinks:
         self.alive_until = 0.0
         #: Set while every link is subscribed.
         self.up = asyncio.Event()
+        #: Set once the first attempt to connect is over, whatever its outcome.
+        self.tried = asyncio.Event()
         #: How many times the links were (re)established.
         self.connects = 0
 
@@ -276,7 +280,10 @@ class InvalidationLinks:
         while not self._closed:
             links: list[_Link] = []
             try:
-                links = await self._connect()
+                try:
+                    links = await self._connect()
+                finally:
+                    self.tried.set()
                 self._links = links
                 self.connects += 1
                 self._heard()
