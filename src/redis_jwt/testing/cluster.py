@@ -7,10 +7,10 @@ import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Self
 
 from redis_jwt.testing._binary import RedisBinary, default_redis_server
+from redis_jwt.testing._managed import Managed
 from redis_jwt.testing.server import RedisCommandError, RedisServer, stop_servers, wait_until
 
 __all__ = ["CLUSTER_SLOTS", "RedisClusterSet"]
@@ -66,7 +66,7 @@ def _slot_ranges(primaries: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1] - 1) for i in range(primaries)]
 
 
-class RedisClusterSet:
+class RedisClusterSet(Managed):
     """Six ``RedisServer`` nodes forming a Redis Cluster: 3 primaries + 1 replica each.
 
     Works with Redis 6.2 and 7.x binaries. Roles change after a failover, so
@@ -189,17 +189,6 @@ class RedisClusterSet:
         """Stop every node (idempotent) and remove their directories."""
         stop_servers(self.nodes)
         self._killed_at.clear()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- topology --------------------------------------------------------------------
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 from redis_jwt.testing._binary import RedisBinary, default_redis_server
+from redis_jwt.testing._managed import Managed
 from redis_jwt.testing.server import RedisServer, stop_servers, wait_until
 
 __all__ = ["RedisSentinelSet"]
@@ -33,7 +33,7 @@ class _SentinelServer(RedisServer):
         return [self.binary.path, str(config), "--sentinel", *super()._command_line(workdir)[1:]]
 
 
-class RedisSentinelSet:
+class RedisSentinelSet(Managed):
     """One primary, two replicas and three sentinels watching them (quorum 2).
 
     Client connection data: :attr:`sentinels` (addresses) plus :attr:`service_name`,
@@ -127,17 +127,6 @@ class RedisSentinelSet:
         stop_servers(self.sentinel_servers)
         stop_servers(self.data_servers)
         self._killed = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- topology --------------------------------------------------------------------
 

@@ -14,11 +14,11 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 from urllib.parse import quote
 
 from redis_jwt.testing._binary import RedisBinary, default_redis_server
+from redis_jwt.testing._managed import Managed
 from redis_jwt.testing._resp import (
     _RESERVED_PORTS,
     RedisCommandError,
@@ -83,7 +83,7 @@ def _require_loopback(host: str) -> None:
     raise ValueError(f"the test harness binds loopback only, not {host!r}")
 
 
-class RedisServer:
+class RedisServer(Managed):
     """A ``redis-server`` child process bound to loopback, without persistence.
 
     Nothing starts in the constructor; call :meth:`start` or use ``with``. The process
@@ -370,14 +370,3 @@ class RedisServer:
         return send_command(
             self.host, self.port, *args, password=self.password, timeout_seconds=timeout_seconds
         )
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
