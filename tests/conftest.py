@@ -25,16 +25,16 @@ def _binary_id(binary: RedisBinary) -> str:
 
 
 @pytest.fixture(scope="session", params=BINARIES, ids=_binary_id)
-def redis_binary(request: pytest.FixtureRequest) -> RedisBinary:
+def redis_jwt_binary(request: pytest.FixtureRequest) -> RedisBinary:
     """Each distinct redis-server binary of this machine, in turn."""
     binary: RedisBinary = request.param
     return binary
 
 
 @pytest.fixture(scope="session")
-def redis_server(redis_binary: RedisBinary) -> Iterator[RedisServer]:
+def redis_server(redis_jwt_binary: RedisBinary) -> Iterator[RedisServer]:
     """A throwaway redis-server shared by the tests of one binary."""
-    with RedisServer(redis_binary) as server:
+    with RedisServer(redis_jwt_binary) as server:
         yield server
 
 
@@ -48,9 +48,9 @@ def redis_url(redis_server: RedisServer) -> str:
 
 
 @pytest.fixture
-def own_server(redis_binary: RedisBinary) -> Iterator[RedisServer]:
+def own_server(redis_jwt_binary: RedisBinary) -> Iterator[RedisServer]:
     """A server of this test's own, for tests that kill, pause or restart it."""
-    with RedisServer(redis_binary) as server:
+    with RedisServer(redis_jwt_binary) as server:
         yield server
 
 

@@ -136,9 +136,9 @@ async def test_failing_handlers_never_break_calls_nor_the_listener(redis_url: st
 
 
 async def test_a_refused_config_is_reported_and_the_channel_still_works(
-    redis_binary: RedisBinary, caplog: pytest.LogCaptureFixture
+    redis_jwt_binary: RedisBinary, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with RedisServer(redis_binary, extra_args=["--rename-command", "CONFIG", ""]) as server:
+    with RedisServer(redis_jwt_binary, extra_args=["--rename-command", "CONFIG", ""]) as server:
         a = RedisJWT(secret=SECRET, redis_url=server.url, kea=True)
         seen = Recorder(a)
         with caplog.at_level(logging.WARNING, logger="redis_jwt"):

@@ -261,12 +261,12 @@ async def test_proxy_drop_and_refuse_connections(proxy: TCPProxy) -> None:
 
 
 @pytest.mark.cluster
-async def test_cluster_fixture_is_healthy(redis_cluster: RedisClusterSet) -> None:
-    for node in redis_cluster.nodes:
+async def test_cluster_fixture_is_healthy(redis_jwt_cluster: RedisClusterSet) -> None:
+    for node in redis_jwt_cluster.nodes:
         assert "cluster_state:ok" in str(node.command("CLUSTER", "INFO"))
-    assert len(redis_cluster.primaries()) == 3
-    assert len(redis_cluster.replicas()) == 3
-    client = RedisCluster.from_url(redis_cluster.url)
+    assert len(redis_jwt_cluster.primaries()) == 3
+    assert len(redis_jwt_cluster.replicas()) == 3
+    client = RedisCluster.from_url(redis_jwt_cluster.url)
     try:
         for i in range(20):
             await client.set(f"key:{i}", str(i))
@@ -274,7 +274,7 @@ async def test_cluster_fixture_is_healthy(redis_cluster: RedisClusterSet) -> Non
         slot = client.keyslot("key:7")
     finally:
         await client.aclose()
-    assert redis_cluster.node_for_slot(slot).command("GET", "key:7") == "7"
+    assert redis_jwt_cluster.node_for_slot(slot).command("GET", "key:7") == "7"
 
 
 @pytest.mark.cluster
@@ -322,14 +322,14 @@ async def _sentinel_round_trip(sentinel_set: RedisSentinelSet, key: str) -> byte
 
 
 @pytest.mark.sentinel
-async def test_sentinel_fixture_is_healthy(redis_sentinel: RedisSentinelSet) -> None:
-    primary = redis_sentinel.primary()
+async def test_sentinel_fixture_is_healthy(redis_jwt_sentinel: RedisSentinelSet) -> None:
+    primary = redis_jwt_sentinel.primary()
     assert primary.command("ROLE")[0] == "master"  # type: ignore[index]
-    assert len(redis_sentinel.data_servers) == 3
-    assert len(redis_sentinel.sentinels) == 3
-    assert redis_sentinel.url.startswith("redis+sentinel://127.0.0.1:")
-    assert redis_sentinel.url.endswith("/mymaster/0")
-    assert await _sentinel_round_trip(redis_sentinel, "k") == b"v"
+    assert len(redis_jwt_sentinel.data_servers) == 3
+    assert len(redis_jwt_sentinel.sentinels) == 3
+    assert redis_jwt_sentinel.url.startswith("redis+sentinel://127.0.0.1:")
+    assert redis_jwt_sentinel.url.endswith("/mymaster/0")
+    assert await _sentinel_round_trip(redis_jwt_sentinel, "k") == b"v"
 
 
 @pytest.mark.sentinel

@@ -176,11 +176,11 @@ async def test_opening_while_redis_is_down_reports_and_recovers(own_server: Redi
         assert (await auth.verify(await auth.sign("u"))).user_id == "u"
 
 
-async def test_redis_auth_refused_is_store_unavailable(redis_binary: object) -> None:
+async def test_redis_auth_refused_is_store_unavailable(redis_jwt_binary: object) -> None:
     from redis_jwt.testing import RedisBinary
 
-    assert isinstance(redis_binary, RedisBinary)
-    with RedisServer(redis_binary, password="p4ss-" + "x" * 10) as server:
+    assert isinstance(redis_jwt_binary, RedisBinary)
+    with RedisServer(redis_jwt_binary, password="p4ss-" + "x" * 10) as server:
         wrong = server.url.replace("p4ss-", "nope-")
         async with RedisJWT(secret=SECRET, redis_url=wrong) as auth:
             with pytest.raises(errors.StoreUnavailable):

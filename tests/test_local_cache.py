@@ -315,8 +315,8 @@ async def test_settings_and_misuse(redis_url: str) -> None:
 
 
 @pytest.mark.cluster
-async def test_cluster_one_link_per_primary(redis_cluster: RedisClusterSet) -> None:
-    url = "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in redis_cluster.startup_nodes)
+async def test_cluster_one_link_per_primary(redis_jwt_cluster: RedisClusterSet) -> None:
+    url = "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in redis_jwt_cluster.startup_nodes)
     users = [f"user-{n}" for n in range(12)]  # spread over the three primaries
     async with RedisJWT(secret=SECRET, redis_url=url, local_cache=True) as auth:
         tokens = {user: await auth.sign(user) for user in users}
@@ -324,9 +324,9 @@ async def test_cluster_one_link_per_primary(redis_cluster: RedisClusterSet) -> N
             await auth.verify(token)
         links = sum(
             str(node.command("CLIENT", "LIST")).count("name=redis-jwt-cache")
-            for node in redis_cluster.primaries()
+            for node in redis_jwt_cluster.primaries()
         )
-        assert links == len(redis_cluster.primaries())
+        assert links == len(redis_jwt_cluster.primaries())
         client = auth.redis
         for user, token in tokens.items():
             session = await auth.verify(token)  # from the cache

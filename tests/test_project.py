@@ -62,3 +62,14 @@ def test_the_lua_scripts_ship_in_the_package() -> None:
         "destroy_all",
         "list",
     }
+
+
+def test_the_pytest_plugin_fixtures_carry_the_library_name() -> None:
+    # The plugin loads wherever the library is installed: generic names such as
+    # ``redis_url`` would shadow other plugins' fixtures and users' own.
+    from redis_jwt.testing import pytest_plugin
+
+    names = [name for name in dir(pytest_plugin) if name.startswith("redis")]
+    assert sorted(pytest_plugin.__all__) == sorted(names)
+    assert names
+    assert all(name.startswith("redis_jwt_") for name in names), names

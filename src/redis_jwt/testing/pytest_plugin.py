@@ -4,11 +4,11 @@ The plugin only defines fixtures: nothing starts until a test requests one, and 
 session-scoped servers are stopped at the end of the session.
 
 Fixtures:
-    redis_binary: The :class:`~redis_jwt.testing.RedisBinary` used (session).
-    redis_server: A started :class:`~redis_jwt.testing.RedisServer` (session).
-    redis_url: URL of ``redis_server`` after ``FLUSHALL`` (function).
-    redis_cluster: A started :class:`~redis_jwt.testing.RedisClusterSet` (session).
-    redis_sentinel: A started :class:`~redis_jwt.testing.RedisSentinelSet` (session).
+    redis_jwt_binary: The :class:`~redis_jwt.testing.RedisBinary` used (session).
+    redis_jwt_server: A started :class:`~redis_jwt.testing.RedisServer` (session).
+    redis_jwt_url: URL of ``redis_jwt_server`` after ``FLUSHALL`` (function).
+    redis_jwt_cluster: A started :class:`~redis_jwt.testing.RedisClusterSet` (session).
+    redis_jwt_sentinel: A started :class:`~redis_jwt.testing.RedisSentinelSet` (session).
 
 Tests that kill or pause nodes should build their own ``RedisClusterSet`` /
 ``RedisSentinelSet`` rather than damage the shared session ones.
@@ -25,46 +25,52 @@ from redis_jwt.testing.cluster import RedisClusterSet
 from redis_jwt.testing.sentinel import RedisSentinelSet
 from redis_jwt.testing.server import RedisServer
 
-__all__ = ["redis_binary", "redis_cluster", "redis_sentinel", "redis_server", "redis_url"]
+__all__ = [
+    "redis_jwt_binary",
+    "redis_jwt_cluster",
+    "redis_jwt_sentinel",
+    "redis_jwt_server",
+    "redis_jwt_url",
+]
 
 
 @pytest.fixture(scope="session")
-def redis_binary() -> RedisBinary:
+def redis_jwt_binary() -> RedisBinary:
     """The ``redis-server`` binary the fixtures run (``default_redis_server()``)."""
     return default_redis_server()
 
 
 @pytest.fixture(scope="session")
-def redis_server(redis_binary: RedisBinary) -> Iterator[RedisServer]:
+def redis_jwt_server(redis_jwt_binary: RedisBinary) -> Iterator[RedisServer]:
     """A standalone Redis for the whole session, stopped at the end."""
-    with RedisServer(redis_binary) as server:
+    with RedisServer(redis_jwt_binary) as server:
         yield server
 
 
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    """``redis://127.0.0.1:<port>/0`` of an empty ``redis_server``.
+def redis_jwt_url(redis_jwt_server: RedisServer) -> str:
+    """``redis://127.0.0.1:<port>/0`` of an empty ``redis_jwt_server``.
 
     A server that an earlier test killed or paused is restarted or resumed first.
     """
-    if redis_server.paused:
-        redis_server.resume()
-    if not redis_server.running:
-        redis_server.restart()
+    if redis_jwt_server.paused:
+        redis_jwt_server.resume()
+    if not redis_jwt_server.running:
+        redis_jwt_server.restart()
     else:
-        redis_server.command("FLUSHALL")
-    return redis_server.url
+        redis_jwt_server.command("FLUSHALL")
+    return redis_jwt_server.url
 
 
 @pytest.fixture(scope="session")
-def redis_cluster(redis_binary: RedisBinary) -> Iterator[RedisClusterSet]:
+def redis_jwt_cluster(redis_jwt_binary: RedisBinary) -> Iterator[RedisClusterSet]:
     """A 3-primary, 3-replica Redis Cluster, started on first use."""
-    with RedisClusterSet(redis_binary) as cluster:
+    with RedisClusterSet(redis_jwt_binary) as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="session")
-def redis_sentinel(redis_binary: RedisBinary) -> Iterator[RedisSentinelSet]:
+def redis_jwt_sentinel(redis_jwt_binary: RedisBinary) -> Iterator[RedisSentinelSet]:
     """One primary, two replicas and three sentinels, started on first use."""
-    with RedisSentinelSet(redis_binary) as sentinel_set:
+    with RedisSentinelSet(redis_jwt_binary) as sentinel_set:
         yield sentinel_set
