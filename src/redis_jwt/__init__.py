@@ -17,10 +17,11 @@ from .__about__ import __version__
 from ._core import RedisJWT
 from .events import EventBus, Subscription
 from .keys import Key, KeyRing
-from .models import Event, Session, SessionInfo
+from .models import ClientInfo, Event, Session, SessionInfo, TokenPair
 from .settings import Settings
 
 __all__ = [
+    "ClientInfo",
     "Event",
     "EventBus",
     "Key",
@@ -30,6 +31,7 @@ __all__ = [
     "SessionInfo",
     "Settings",
     "Subscription",
+    "TokenPair",
     "__version__",
     "errors",
 ]

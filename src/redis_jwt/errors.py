@@ -1,17 +1,19 @@
 """The exceptions redis-jwt raises on purpose.
 
-Everything derives from :class:`RedisJWTError`. Two branches map to HTTP
+Everything derives from :class:`RedisJWTError`. Three branches map to HTTP
 answers, one to programmer misuse::
 
     RedisJWTError                  root of everything raised on purpose
     ├── AuthenticationError        401: the client must log in again
     │   ├── MissingToken           no token in the request
     │   ├── InvalidToken           malformed, bad signature, wrong alg/kid/aud/iss, too large
-    │   │   └── TokenExpired       the JWT ``exp`` has passed
+    │   │   ├── TokenExpired       the JWT ``exp`` has passed
+    │   │   └── RefreshTokenReused a spent refresh token came back after the grace
     │   └── SessionNotFound        the JWT is fine but its session is gone
     ├── StoreError                 503: Redis failed; retrying later may work
     │   ├── StoreUnavailable       cannot connect, connection lost, AUTH refused
     │   └── StoreTimeout           Redis did not answer within the configured timeout
+    ├── CSRFError                  403: a cookie-authenticated unsafe request without its CSRF token
     └── ConfigurationError         misuse at start-up or in a call (weak secret, bad ttl, ...)
 
 Redis client errors are translated into :class:`StoreError` at one boundary
@@ -23,10 +25,12 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "CSRFError",
     "ConfigurationError",
     "InvalidToken",
     "MissingToken",
     "RedisJWTError",
+    "RefreshTokenReused",
     "SessionNotFound",
     "StoreError",
     "StoreTimeout",
@@ -64,6 +68,10 @@ class TokenExpired(InvalidToken):
     """The token's ``exp`` claim has passed: the session reached its absolute lifetime."""
 
 
+class RefreshTokenReused(InvalidToken):
+    """A spent refresh token came back after the grace: its session was ended as stolen."""
+
+
 class SessionNotFound(AuthenticationError):
     """The token is genuine but its session is gone (logged out, evicted, revoked, idle-expired)."""
 
@@ -80,6 +88,12 @@ class StoreUnavailable(StoreError):
 
 class StoreTimeout(StoreError):
     """Redis did not answer within the configured timeout."""
+
+
+class CSRFError(RedisJWTError):
+    """A cookie-authenticated unsafe request lacked the session's CSRF token (403)."""
+
+    status_code = 403
 
 
 class ConfigurationError(RedisJWTError, ValueError):

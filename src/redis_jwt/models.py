@@ -1,4 +1,5 @@
-"""The values redis-jwt hands back: :class:`Session`, :class:`SessionInfo`, :class:`Event`."""
+"""The values redis-jwt hands back: :class:`Session`, :class:`SessionInfo`, :class:`TokenPair`,
+:class:`Event`, and the :class:`ClientInfo` a login passes in."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["Event", "EventKind", "Session", "SessionInfo"]
+__all__ = [
+    "ClientInfo",
+    "DestroyReason",
+    "Event",
+    "EventKind",
+    "Session",
+    "SessionInfo",
+    "TokenPair",
+]
 
 
 class Session(BaseModel):
@@ -58,6 +67,10 @@ class SessionInfo(BaseModel):
         ttl: whole seconds left.
         idle_ttl: the idle lifetime the session is reset to by ``extend``/sliding verifies.
         data_session: the private data stored with the session (``{}`` when none).
+        ip: the client address given at sign-in (``client=ClientInfo(...)``), if any.
+        user_agent: the client's ``User-Agent`` given at sign-in, if any.
+        last_seen_at: with ``track_activity=True``, the time of the last successful
+            verify (exact to ``activity_resolution``); ``None`` otherwise.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -69,6 +82,9 @@ class SessionInfo(BaseModel):
     ttl: int
     idle_ttl: int
     data_session: dict[str, Any] = Field(default_factory=dict)
+    ip: str | None = None
+    user_agent: str | None = None
+    last_seen_at: datetime | None = None
 
     @property
     def last_active_at(self) -> datetime:
@@ -82,7 +98,9 @@ EventKind = Literal[
 ]
 
 #: Why a session was destroyed.
-DestroyReason = Literal["logout", "destroy_all", "revoke", "evicted", "external"]
+DestroyReason = Literal[
+    "logout", "destroy_all", "revoke", "evicted", "external", "rotated", "refresh_reuse"
+]
 
 
 class Event(BaseModel):
@@ -108,3 +126,38 @@ class Event(BaseModel):
     at: datetime
     reason: str | None = None
     error: BaseException | None = None
+
+
+class ClientInfo(BaseModel):
+    """The device a session is signed in from, as a login passes it to ``sign``/``sign_pair``.
+
+    The web adapters build one from a request with ``client_info(request)``.
+
+    Attributes:
+        ip: the client's address (as the app sees it; behind a proxy, the app decides).
+        user_agent: the client's ``User-Agent`` header.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+class TokenPair(BaseModel):
+    """An access token and a refresh token of one session: what ``sign_pair``/``refresh`` return.
+
+    Attributes:
+        access_token: a session token, verified like any other; short-lived (``access_ttl``).
+        refresh_token: spent by :meth:`RedisJWT.refresh` for the next pair; ``verify`` refuses it.
+        access_expires_at: the access token's ``exp`` (UTC).
+        refresh_expires_at: when the refresh token stops working if the session is not
+            refreshed or extended before (UTC).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    access_token: str
+    refresh_token: str
+    access_expires_at: datetime
+    refresh_expires_at: datetime
