@@ -66,17 +66,41 @@ async def test_the_default_is_secure_except_plain_http_to_a_local_host(
             assert (await http.get("/me")).json() == {"user": "alice"}
 
 
-async def test_an_explicit_choice_wins_and_no_request_means_secure(auth: RedisJWT) -> None:
+async def test_an_explicit_choice_wins(auth: RedisJWT) -> None:
     cases = [
-        (SessionCookie(secure=True), "http://testserver", True, True),
-        (SessionCookie(secure=False), "https://example.com", True, False),
-        (SessionCookie(), "http://testserver", False, True),  # unknown request: Secure
+        (SessionCookie(secure=True), "http://testserver", True),
+        (SessionCookie(secure=False), "https://example.com", False),
     ]
-    for cookie, base_url, pass_request, secure in cases:
-        app = make_app(auth, cookie, pass_request=pass_request)
-        async with client(app, base_url=base_url) as http:
+    for cookie, base_url, secure in cases:
+        async with client(make_app(auth, cookie), base_url=base_url) as http:
             response = await http.post("/login")
         assert set(secure_flags(response).values()) == {secure}, (cookie, base_url)
+
+
+async def test_without_the_request_the_middleware_supplies_it(auth: RedisJWT) -> None:
+    # /login is excluded from authentication, yet the middleware still tells
+    # set_session_cookie where the request went.
+    app = make_app(auth, SessionCookie(), pass_request=False)
+    for base_url, secure in (("http://testserver", False), ("https://example.com", True)):
+        async with client(app, base_url=base_url) as http:
+            response = await http.post("/login")
+            assert set(secure_flags(response).values()) == {secure}, base_url
+            if not secure:
+                assert (await http.get("/me")).json() == {"user": "alice"}
+
+
+async def test_without_the_request_nor_the_middleware_the_cookie_is_secure(
+    auth: RedisJWT,
+) -> None:
+    async def login(request: Request) -> Response:
+        response = JSONResponse({})
+        set_session_cookie(response, await auth.sign("alice"), SessionCookie())
+        return response
+
+    app = Starlette(routes=[Route("/login", login, methods=["POST"])])
+    async with client(app, base_url="http://testserver") as http:
+        response = await http.post("/login")
+    assert secure_flags(response) == {"session": True, "csrf_token": True}
 
 
 def test_samesite_none_needs_an_explicit_secure() -> None:

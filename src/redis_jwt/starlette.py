@@ -29,6 +29,7 @@ Failures never reach the app:
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from contextvars import ContextVar
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -64,6 +65,10 @@ USER_AGENT_MAX_CHARS = 512
 #: Longest client address kept (an IPv6 address with a zone fits; a unix socket path may not).
 IP_MAX_CHARS = 64
 
+# The scope of the request the middleware is passing on (excluded paths too), so that
+# set_session_cookie called without its request still knows where the request went.
+_REQUEST_SCOPE: ContextVar[Scope | None] = ContextVar("redis_jwt_request_scope", default=None)
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -72,9 +77,15 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 def _secure(config: SessionCookie, request: HTTPConnection | None) -> bool:
-    if request is None:
+    if config.secure is not None:
+        return config.secure
+    if request is not None:
+        return config.secure_for(request.url.scheme, request.headers.get("host"))
+    scope = _REQUEST_SCOPE.get()
+    if scope is None:  # no idea where the request went: the safe answer
         return config.secure_for(None, None)
-    return config.secure_for(request.url.scheme, request.headers.get("host"))
+    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    return config.secure_for(scope.get("scheme", "http"), host)
 
 
 def set_session_cookie(
@@ -95,7 +106,9 @@ def set_session_cookie(
         token: the session token.
         config: the cookie's settings.
         request: the request being answered; with ``secure=None`` (the default)
-            it decides whether the cookies are ``Secure``. Without it they are.
+            it decides whether the cookies are ``Secure``. Behind
+            :class:`RedisJWTMiddleware` (excluded paths included) it is found
+            without being passed; elsewhere, without it, the cookies are ``Secure``.
     """
     secure = _secure(config, request)
     response.set_cookie(
@@ -251,12 +264,17 @@ class RedisJWTMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind == "http":
-            await self._http(scope, receive, send)
-        elif kind == "websocket":
-            await self._websocket(scope, receive, send)
-        else:  # lifespan and anything newer: not ours
+        if kind not in ("http", "websocket"):  # lifespan and anything newer: not ours
             await self._app(scope, receive, send)
+            return
+        current = _REQUEST_SCOPE.set(scope)
+        try:
+            if kind == "http":
+                await self._http(scope, receive, send)
+            else:
+                await self._websocket(scope, receive, send)
+        finally:
+            _REQUEST_SCOPE.reset(current)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._excluded(scope["path"]):
