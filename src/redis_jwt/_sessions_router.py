@@ -19,9 +19,9 @@ from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from ._core import RedisJWT
+from ._fastapi_auth import BearerToken, CookieToken, Guard, failure_for, require_session
 from ._web import SessionCookie
 from .errors import AuthenticationError, StoreError
-from .fastapi import BearerToken, CookieToken, _failure, _Guard, require_session
 from .models import Session, SessionInfo
 from .starlette import clear_session_cookie
 
@@ -86,7 +86,7 @@ async def _answered(connection: HTTPConnection, call: Awaitable[_T]) -> _T:
     try:
         return await call
     except (AuthenticationError, StoreError) as exc:
-        raise _failure(connection, exc) from None
+        raise failure_for(connection, exc) from None
 
 
 def sessions_router(
@@ -117,7 +117,7 @@ def sessions_router(
         tags: the OpenAPI tags of the routes.
     """
     current = require_session(auth, cookie=cookie, trusted_origins=trusted_origins)
-    guard = _Guard(auth, False, cookie, trusted_origins)
+    guard = Guard(auth, False, cookie, trusted_origins)
     bearer = BearerToken()
     in_cookie = CookieToken(cookie) if cookie is not None else None
     router = APIRouter(tags=list(tags))
@@ -185,7 +185,7 @@ def sessions_router(
             except AuthenticationError:
                 pass  # not a token of ours, or no longer valid: nothing left to end
             except StoreError as exc:
-                raise _failure(connection, exc) from None
+                raise failure_for(connection, exc) from None
         clear(response, connection)
         return LoggedOut(ended=ended)
 
