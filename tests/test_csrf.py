@@ -223,9 +223,9 @@ def cookie_socket(token: str, *extra: tuple[bytes, bytes]) -> list[tuple[bytes, 
     return [(b"cookie", b"sid=" + token.encode()), *extra]
 
 
-async def handshake(app: Starlette, headers: list[tuple[bytes, bytes]], host: bytes) -> Any:
+async def handshake(app: Starlette, headers: list[tuple[bytes, bytes]], host: bytes | None) -> Any:
     driver = WebSocketDriver(app, "/ws", headers)
-    driver.scope["headers"] = [(b"host", host), *headers]
+    driver.scope["headers"] = headers if host is None else [(b"host", host), *headers]
     first = await driver.connect()
     if first["type"] == "websocket.accept":
         assert (await driver.next())["text"] == "alice"
@@ -234,7 +234,7 @@ async def handshake(app: Starlette, headers: list[tuple[bytes, bytes]], host: by
 
 
 async def test_cookie_websockets_need_a_trusted_origin(auth: RedisJWT) -> None:
-    app = make_app(auth, trusted_origins=["https://app.example.com"])
+    app = make_app(auth, trusted_origins="https://app.example.com")  # one origin, as a str
     token = await auth.sign("alice")
 
     def origin(value: bytes) -> tuple[bytes, bytes]:
@@ -249,7 +249,7 @@ async def test_cookie_websockets_need_a_trusted_origin(auth: RedisJWT) -> None:
         "IPv6": ([origin(b"http://[::1]:8000")], b"[::1]:8000"),
         "trusted": ([origin(b"https://app.example.com")], b"api.example.com"),
     }
-    refused = {
+    refused: dict[str, tuple[list[tuple[bytes, bytes]], bytes | None]] = {
         "foreign": ([origin(b"https://evil.example")], b"api.example.com"),
         "other port": ([origin(b"http://localhost:9000")], b"localhost:8000"),
         "suffix trick": ([origin(b"https://api.example.com.evil.example")], b"api.example.com"),
@@ -257,12 +257,16 @@ async def test_cookie_websockets_need_a_trusted_origin(auth: RedisJWT) -> None:
         "garbage": ([origin(b"\xff\xfe:://")], b"api.example.com"),
         "bad port": ([origin(b"https://api.example.com:99999")], b"api.example.com"),
         "trusted, other port": ([origin(b"https://app.example.com:8443")], b"api.example.com"),
+        "no Host to compare with": ([origin(b"https://api.example.com")], None),
+        "empty Host": ([origin(b"https://api.example.com")], b""),
+        "garbage after an IPv6 Host": ([origin(b"http://[::1]:80")], b"[::1]x"),
+        "Host with a bad port": ([origin(b"http://localhost:8000")], b"localhost:80a"),
     }
     for name, (headers, host) in accepted.items():
         first = await handshake(app, cookie_socket(token, *headers), host)
         assert first["type"] == "websocket.accept", name
-    for name, (headers, host) in refused.items():
-        first = await handshake(app, cookie_socket(token, *headers), host)
+    for name, (headers, maybe_host) in refused.items():
+        first = await handshake(app, cookie_socket(token, *headers), maybe_host)
         assert (first["type"], first["code"]) == ("websocket.close", 1008), name
         assert first["reason"] == "CSRF check failed"
     # The Authorization header is exempt: a page of another origin cannot send it.

@@ -183,3 +183,22 @@ async def test_openapi_documents_the_routes_and_their_models(auth: RedisJWT) -> 
     )
     for path, method in (("/auth/logout", "post"), ("/auth/sessions", "get")):
         assert paths[path][method]["security"] == [{"RedisJWT": []}, {"RedisJWTCookie": []}]
+
+
+async def test_redis_failing_inside_a_route_is_a_503(own_server: RedisServer) -> None:
+    # Writes paused: the verify (a read) passes, the route's own write times out.
+    async with RedisJWT(secret=SECRET, redis_url=own_server.url) as auth:
+        token = await auth.sign("alice")
+        other = (await auth.verify(await auth.sign("alice"))).session_id
+        async with client(make_app(auth)) as http:
+            await auth.redis.execute_command("CLIENT", "PAUSE", 3000, "WRITE")
+            try:
+                for method, path in (
+                    ("DELETE", f"/auth/sessions/{other}"),
+                    ("POST", "/auth/logout-all"),
+                ):
+                    response = await http.request(method, path, headers=bearer(token))
+                    assert response.status_code == 503, path
+                    assert response.json() == {"detail": "Session store unavailable, retry later"}
+            finally:
+                await auth.redis.execute_command("CLIENT", "UNPAUSE")

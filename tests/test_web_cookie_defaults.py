@@ -103,6 +103,13 @@ async def test_without_the_request_nor_the_middleware_the_cookie_is_secure(
     assert secure_flags(response) == {"session": True, "csrf_token": True}
 
 
+async def test_an_empty_or_malformed_host_gets_secure(auth: RedisJWT) -> None:
+    async with client(make_app(auth, SessionCookie()), base_url="http://testserver") as http:
+        for host in ("", "[::1]x", "localhost:port"):
+            response = await http.post("/login", headers={"host": host})
+            assert set(secure_flags(response).values()) == {True}, host
+
+
 def test_samesite_none_needs_an_explicit_secure() -> None:
     with pytest.raises(ConfigurationError, match="secure=True"):
         SessionCookie(samesite="none")
