@@ -36,8 +36,8 @@ from redis_jwt.starlette import (
 )
 from redis_jwt.testing import RedisServer
 
-# HttpOnly + Secure + SameSite=Lax by default; Lax keeps cross-site POSTs from
-# carrying the cookie (see docs/fastapi.md on CSRF).
+# HttpOnly + SameSite=Lax, Secure except over plain http to localhost, and a CSRF
+# cookie whose value unsafe requests must send back in X-CSRF-Token (docs/security.md).
 COOKIE = SessionCookie(name="session", max_age_seconds=3600)
 
 
@@ -61,7 +61,7 @@ def create_app(redis_url: str) -> Starlette:
             return JSONResponse({"detail": "username is required"}, 400)
         token = await auth.sign(user)
         response = JSONResponse({"user": user})
-        set_session_cookie(response, token, COOKIE)
+        set_session_cookie(response, token, COOKIE, request)
         return response
 
     async def me(request: Request) -> Response:
@@ -72,7 +72,7 @@ def create_app(redis_url: str) -> Starlette:
         session = request.state.user
         await auth.revoke(session.user_id, session.session_id)
         response = JSONResponse({"ended": True})
-        clear_session_cookie(response, COOKIE)
+        clear_session_cookie(response, COOKIE, request)
         return response
 
     async def health(request: Request) -> Response:
@@ -152,7 +152,8 @@ async def check(app: Starlette) -> None:
         socket = SocketDriver(app, "/ws", f"session={http.cookies['session']}")
         expect((await socket.next())["type"] == "websocket.accept", "the socket is accepted")
         expect((await socket.next()).get("text") == "hello alice", "the socket knows the user")
-        logout = await http.post("/logout")
+        # The page sends the readable CSRF cookie back in a header on unsafe requests.
+        logout = await http.post("/logout", headers={"x-csrf-token": http.cookies["csrf_token"]})
         expect("session=" in logout.headers.get("set-cookie", ""), "logout clears the cookie")
         closed = await socket.next()
         expect(

@@ -196,13 +196,17 @@ async def test_every_dependency_is_async_so_nothing_runs_in_a_thread(auth: Redis
     for route in routes:
         for call_ in _calls(route.dependant)[1:]:  # the endpoint itself is the app's
             target = call_ if inspect.isfunction(call_) else call_.__call__
-            assert inspect.iscoroutinefunction(target), call_
+            # A coroutine or an async generator (the session dependencies, which
+            # watch WebSockets until they end): never a function run in a thread.
+            assert inspect.iscoroutinefunction(target) or inspect.isasyncgenfunction(target), call_
 
 
 async def test_a_websocket_route_is_closed_1008_by_the_dependency(auth: RedisJWT) -> None:
     app = make_app(auth)
     refused = WebSocketDriver(app, "/ws", [])
-    message = await refused.connect()
+    # Accepted, then closed: the client sees the close code, not an HTTP 403.
+    assert (await refused.connect())["type"] == "websocket.accept"
+    message = await refused.next()
     assert message["type"] == "websocket.close"
     assert message["code"] == 1008
     token = await auth.sign("alice")

@@ -197,7 +197,9 @@ async def test_the_cookie_is_set_at_login_read_and_cleared_at_logout(auth: Redis
         # A header wins over the cookie.
         other = await auth.sign("bob")
         assert (await http.get("/me", headers=bearer(other))).json()["user"] == "bob"
-        logout = await http.post("/logout")
+        # An unsafe request authenticated by the cookie carries the CSRF value.
+        csrf = {"x-csrf-token": http.cookies["csrf_token"]}
+        logout = await http.post("/logout", headers=csrf)
         assert logout.headers["set-cookie"].startswith('sid="";')
         assert "max-age=0" in logout.headers["set-cookie"].lower()
         assert (await http.get("/me")).status_code == 401
