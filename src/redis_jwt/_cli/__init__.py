@@ -19,9 +19,10 @@ codes: 0 success, 1 ran but found a problem, 2 usage error or Redis unreachable.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ..__about__ import __version__
 from . import demo, doctor, events, sessions, stats
@@ -132,13 +133,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # usage errors and --help: argparse has printed them
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     options = Options(url=args.url, prefix=args.prefix, json=bool(args.json))
-    # Expected trouble is reported by the command itself, in one line; the
-    # library's own records (reconnect warnings) would only repeat it.
-    logging.getLogger("redis_jwt").addHandler(logging.NullHandler())
-    logging.getLogger("redis_jwt").propagate = False
     if args.command == "demo":
-        logging.getLogger("redis_jwt").propagate = True
         return run_demo(args.host, args.port)
+    with _library_logs_quiet():
+        return _dispatch(args, options)
+
+
+@contextlib.contextmanager
+def _library_logs_quiet() -> Iterator[None]:
+    """Expected trouble is reported by the command itself, in one line; the library's
+    own records (reconnect warnings) would only repeat it, as stray stderr lines."""
+    logger = logging.getLogger("redis_jwt")
+    handler = logging.NullHandler()
+    previous = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = previous
+
+
+def _dispatch(args: argparse.Namespace, options: Options) -> int:
     if args.command == "doctor":
         return run(lambda: doctor.command(options))
     if args.command == "stats":
