@@ -37,14 +37,14 @@ async def check_cluster(nodes: list[Node]) -> list[Check]:
     text = _text(await call(nodes[0].client, "CLUSTER", "NODES"))
     covered = bytearray(CLUSTER_SLOTS)
     primaries: dict[str, str] = {}
-    replicas: dict[str, int] = {}
     for line in text.splitlines():
         fields = line.split()
         if len(fields) < 8:
             continue
         flags = set(fields[2].split(","))
         address = fields[1].split("@", 1)[0].split(",", 1)[0]
-        if "master" in flags and not flags & _DOWN:
+        # A primary without slots serves nothing (e.g. a node not yet made a replica).
+        if "master" in flags and not flags & _DOWN and len(fields) > 8:
             primaries[fields[0]] = address
             for spec in fields[8:]:
                 if spec.startswith("["):
@@ -52,8 +52,6 @@ async def check_cluster(nodes: list[Node]) -> list[Check]:
                 first, _, last = spec.partition("-")
                 for slot in range(int(first), int(last or first) + 1):
                     covered[slot] = 1
-        elif "slave" in flags and not flags & _DOWN and fields[7] == "connected":
-            replicas[fields[3]] = replicas.get(fields[3], 0) + 1
     missing = [slot for slot in range(CLUSTER_SLOTS) if not covered[slot]]
     if missing:
         slots = Check(
@@ -67,15 +65,24 @@ async def check_cluster(nodes: list[Node]) -> list[Check]:
         slots = Check(
             "cluster_slots", "ok", f"all {CLUSTER_SLOTS} slots served by {len(primaries)} primaries"
         )
-    alone = sorted(address for node_id, address in primaries.items() if not replicas.get(node_id))
-    counts = ", ".join(
-        f"{a}: {replicas.get(i, 0)}" for i, a in sorted(primaries.items(), key=lambda p: p[1])
-    )
+    # Each primary's own word on its replicas: gossip views lag behind.
+    online: dict[str, int] = {}
+    for node in nodes:
+        info = await node.client.info("replication")
+        online[node.address] = sum(
+            1
+            for name, value in info.items()
+            if name.startswith("slave")
+            and isinstance(value, dict)
+            and value.get("state") == "online"
+        )
+    alone = sorted(address for address, count in online.items() if not count)
+    counts = ", ".join(f"{address}: {count}" for address, count in sorted(online.items()))
     if alone:
         replica_check = Check(
             "cluster_replicas",
             "problem",
-            f"primaries without a connected replica: {', '.join(alone)} (replicas {counts}); "
+            f"primaries without an online replica: {', '.join(alone)} (replicas {counts}); "
             "their sessions are lost if they fail",
             "attach a replica to each primary (CLUSTER REPLICATE <primary id> on a new node)",
         )
@@ -85,6 +92,9 @@ async def check_cluster(nodes: list[Node]) -> list[Check]:
 
 
 def _pairs(entry: object) -> dict[str, str]:
+    # redis-py parses SENTINEL REPLICAS into dicts; a raw reply is a flat list.
+    if isinstance(entry, dict):
+        return {_text(k): _text(v) for k, v in entry.items()}
     items = [_text(item) for item in entry] if isinstance(entry, list) else []
     return dict(zip(items[::2], items[1::2], strict=False))
 
