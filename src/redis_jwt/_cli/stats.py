@@ -14,7 +14,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from redis import exceptions as rex
+
 from .. import RedisJWT
+from ..errors import StoreTimeout, StoreUnavailable
 from ._common import (
     EXIT_OK,
     EXIT_PROBLEM,
@@ -149,15 +152,23 @@ async def collect_stats(auth: RedisJWT, *, max_seconds: float = MAX_SCAN_SECONDS
 
     Returns:
         The counts.
+
+    Raises:
+        StoreError: Redis could not be reached or timed out.
     """
     layout, prefix = namespace_of(auth)
     counter = _Counter(layout, prefix, time.monotonic() + max_seconds)
-    targets = await read_targets(auth.redis)
     try:
-        for node in targets:
-            await counter.scan(node)
-    finally:
-        await close_nodes(targets)
+        targets = await read_targets(auth.redis)
+        try:
+            for node in targets:
+                await counter.scan(node)
+        finally:
+            await close_nodes(targets)
+    except rex.TimeoutError as exc:
+        raise StoreTimeout(f"Redis did not answer while counting: {exc}") from exc
+    except (rex.ConnectionError, OSError) as exc:
+        raise StoreUnavailable(f"Redis is unavailable: {exc}") from exc
     return Stats(
         sessions=counter.sessions,
         users=len(counter.users),
