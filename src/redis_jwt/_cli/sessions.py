@@ -20,7 +20,7 @@ from ._common import (
     require_redis,
 )
 
-__all__ = ["count", "describe_device", "list_sessions", "revoke"]
+__all__ = ["count", "describe_device", "device_fields", "list_sessions", "revoke"]
 
 
 def _when(moment: datetime | None) -> str:
@@ -29,9 +29,25 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def device_fields(info: SessionInfo) -> tuple[str, str]:
+    """``(ip, user agent)`` of a session, "" when unknown.
+
+    :attr:`SessionInfo.ip`/``user_agent`` first, else the ``ip``/``user_agent``
+    keys an app may keep in ``data_session`` (as the demo does).
+    """
+    data = info.data_session or {}
+    ip = info.ip or _text(data.get("ip")) or ""
+    agent = info.user_agent or _text(data.get("user_agent")) or ""
+    return ip, agent
+
+
 def describe_device(info: SessionInfo) -> str:
     """A short description of where a session was signed in from ("unknown device" if unsaid)."""
-    parts = [part for part in (info.ip, info.user_agent) if part]
+    parts = [part for part in device_fields(info) if part]
     return " · ".join(parts) if parts else "unknown device"
 
 

@@ -50,7 +50,7 @@ class Stats:
         sessions: live sessions under the prefix.
         users: distinct users with at least one live session.
         complete: False when the scan stopped at its step or time bound.
-        scanned_keys: keys the scan looked at.
+        matched_keys: keys the scan returned (those matching the session pattern).
         sources: the servers read (``host:port (replica)``).
         layout: ``v1`` or ``redis-jwt``.
         prefix: the key prefix counted (v1 only; ``redis-jwt`` keys have none).
@@ -59,7 +59,7 @@ class Stats:
     sessions: int
     users: int
     complete: bool
-    scanned_keys: int
+    matched_keys: int
     sources: tuple[str, ...]
     layout: str
     prefix: str | None
@@ -70,7 +70,7 @@ class Stats:
             "sessions": self.sessions,
             "users": self.users,
             "complete": self.complete,
-            "scanned_keys": self.scanned_keys,
+            "matched_keys": self.matched_keys,
             "layout": self.layout,
             "prefix": self.prefix,
             "sources": list(self.sources),
@@ -87,7 +87,7 @@ class _Counter:
         self.deadline = deadline
         self.sessions = 0
         self.users: set[str] = set()
-        self.scanned = 0
+        self.matched = 0
         self.complete = True
         if layout == "v1":
             self.pattern = _GLOB.sub(r"\\\1", prefix) + ":{*}:s:*"
@@ -104,7 +104,7 @@ class _Counter:
                 node.client, "SCAN", cursor, "MATCH", self.pattern, "COUNT", SCAN_COUNT
             )
             cursor, keys = reply[0], [_text(k) for k in reply[1]]
-            self.scanned += len(keys)
+            self.matched += len(keys)
             await self._classify(node, keys)
             if int(cursor) == 0:
                 return
@@ -173,7 +173,7 @@ async def collect_stats(auth: RedisJWT, *, max_seconds: float = MAX_SCAN_SECONDS
         sessions=counter.sessions,
         users=len(counter.users),
         complete=counter.complete,
-        scanned_keys=counter.scanned,
+        matched_keys=counter.matched,
         sources=tuple(f"{n.address} ({n.role})" for n in targets),
         layout=layout,
         prefix=prefix if layout == "v1" else None,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from html import escape
-from typing import Any
 from urllib.parse import quote
 
 from .. import SessionInfo
+from .._cli.sessions import device_fields
 from .._cli.stats import Stats
 
 __all__ = ["Page", "device_of", "relative"]
@@ -29,19 +29,13 @@ _SYSTEMS = (
 )  # fmt: skip
 
 
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value.strip() else None
-
-
 def device_of(info: SessionInfo) -> tuple[str, str, str]:
     """``(title, address, full user agent)`` of a session; "Unknown device" when unsaid.
 
     Uses :attr:`SessionInfo.ip`/``user_agent``, else ``ip``/``user_agent`` keys an
     app may have kept in ``data_session``.
     """
-    data: dict[str, Any] = info.data_session or {}
-    agent = info.user_agent or _text(data.get("user_agent")) or ""
-    address = info.ip or _text(data.get("ip")) or ""
+    address, agent = device_fields(info)
     if not agent:
         return ("Unknown device", address, "")
     browser = next((name for marker, name in _BROWSERS if marker in agent), None)
