@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 
 from ._cli import main
+from ._cli._common import redacted as _redacted  # the name older tests and callers import
 
-__all__ = ["main"]
+__all__ = ["_redacted", "main"]
 
 if __name__ == "__main__":
     sys.exit(main())
