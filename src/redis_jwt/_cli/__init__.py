@@ -26,7 +26,7 @@ from collections.abc import Iterator, Sequence
 
 from ..__about__ import __version__
 from . import demo, doctor, events, sessions, stats
-from ._common import EXIT_USAGE, Options, run
+from ._common import EXIT_USAGE, CommandError, Options, run
 
 __all__ = ["main"]
 
@@ -180,15 +180,8 @@ def _dispatch(args: argparse.Namespace, options: Options) -> int:
 
 def run_demo(host: str, port: int) -> int:
     """Run ``redis-jwt demo`` (expected failures: one line, exit code)."""
-    return run_sync(lambda: demo.command(host, port))
-
-
-def run_sync(function: object) -> int:
-    """Run a synchronous command, reporting :class:`CommandError` in one line."""
-    from ._common import CommandError
-
     try:
-        return function()  # type: ignore[operator,no-any-return]
+        return demo.command(host, port)
     except CommandError as exc:
         print(f"redis-jwt: {exc}", file=sys.stderr, flush=True)
         return exc.code

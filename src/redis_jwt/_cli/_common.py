@@ -9,7 +9,7 @@ import secrets
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, TextIO, TypeVar
+from typing import Any, ClassVar, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
@@ -29,8 +29,6 @@ __all__ = [
     "redacted",
     "run",
 ]
-
-T = TypeVar("T")
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1

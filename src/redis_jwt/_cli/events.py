@@ -73,8 +73,9 @@ async def command(options: Options) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     style = Style(sys.stdout)
+    # Subscribed before opening, so that ``connected`` and ``ready`` are shown too.
+    subscription = auth.events.subscribe()
     try:
-        subscription = auth.events.subscribe()
         async with auth:
             await require_redis(auth, url)
             print(
@@ -103,8 +104,8 @@ async def command(options: Options) -> int:
                     print(text, flush=True)
             finally:
                 stopped.cancel()
-                await subscription.aclose()
     finally:
+        await subscription.aclose()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
     return EXIT_OK
