@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import sys
 from collections.abc import Iterator
 
 import pytest
 
-from redis_jwt.testing import RedisBinary, RedisServer, free_port
+from redis_jwt.testing import RedisBinary, RedisServer, TCPProxy, free_port
 
-from .cli_helpers import Result, cli, cli_process
+from .cli_helpers import Result, clean_env, cli, cli_process
 
 Capsys = pytest.CaptureFixture[str]
 Patch = pytest.MonkeyPatch
@@ -224,3 +226,18 @@ def test_doctor_as_a_real_process(server: RedisServer) -> None:
     assert statuses(sick)["persistence"] == "problem"
     gone = cli_process("doctor", "--url", f"redis://127.0.0.1:{free_port()}/0")
     gone.assert_one_line_error(2)
+
+
+@pytest.mark.parametrize("server", [PERSISTED], indirect=True, ids=["args"])
+async def test_a_distant_redis_is_a_connectivity_problem(server: RedisServer) -> None:
+    async with TCPProxy("127.0.0.1", server.port) as proxy:
+        proxy.delay_seconds = 0.03  # each way: a 60 ms round trip
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "redis_jwt", "doctor", "--json", "--url", proxy.url,
+            env=clean_env({}), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    result = Result(process.returncode or 0, out.decode(), err.decode())
+    assert result.code == 1, result.err
+    assert statuses(result)["connectivity"] == "problem"
+    assert "same network zone" in result.out

@@ -50,6 +50,12 @@ def test_cluster_healthy_then_a_replica_lost_then_slots_missing(
         assert len(sources) == 3
         assert all(source.endswith("(replica)") for source in sources)
 
+        count = cli(capsys, monkeypatch, "--json", "sessions", "count", "user-3", "--url", url)
+        assert count.json() == {"user_id": "user-3", "count": 2}
+        revoked = cli(capsys, monkeypatch, "--json", "sessions", "revoke", "user-3", "--all",
+                      "--url", url)  # fmt: skip
+        assert revoked.json() == {"revoked": 2}
+
         replica = cluster.replicas()[0]
         cluster.kill(replica)
         last: list[Result] = []
