@@ -231,7 +231,7 @@ def test_doctor_as_a_real_process(server: RedisServer) -> None:
 @pytest.mark.parametrize("server", [PERSISTED], indirect=True, ids=["args"])
 async def test_a_distant_redis_is_a_connectivity_problem(server: RedisServer) -> None:
     async with TCPProxy("127.0.0.1", server.port) as proxy:
-        proxy.delay_seconds = 0.03  # each way: a 60 ms round trip
+        proxy.delay_seconds = 0.06  # each way: a 120 ms round trip
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "redis_jwt", "doctor", "--json", "--url", proxy.url,
             env=clean_env({}), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

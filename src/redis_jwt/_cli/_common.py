@@ -122,7 +122,7 @@ async def require_redis(auth: RedisJWT, url: str) -> None:
     """Fail with exit code 2 and one line when Redis does not answer."""
     try:
         await auth.ping()
-    except StoreError as exc:
+    except (StoreError, rex.RedisClusterException) as exc:
         raise CommandError(
             f"cannot connect to Redis at {redacted(url)}: {_reason(exc)}", EXIT_UNREACHABLE
         ) from None
@@ -151,7 +151,8 @@ async def _guarded(factory: Callable[[], Awaitable[int]]) -> int:
         return await factory()
     except StoreError as exc:
         raise CommandError(f"Redis failed: {_reason(exc)}", EXIT_UNREACHABLE) from None
-    except (rex.ConnectionError, rex.TimeoutError, OSError) as exc:
+    except (rex.ConnectionError, rex.TimeoutError, OSError, rex.RedisClusterException) as exc:
+        # RedisClusterException: e.g. no node could give a usable slot map.
         raise CommandError(f"Redis failed: {_reason(exc)}", EXIT_UNREACHABLE) from None
     except rex.ResponseError as exc:
         # e.g. NOPERM for a command the configured user may not run.

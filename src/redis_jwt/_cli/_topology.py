@@ -32,9 +32,8 @@ def _ranges(slots: list[int]) -> str:
     return ", ".join(spans)
 
 
-async def check_cluster(nodes: list[Node]) -> list[Check]:
-    """Every slot served by a healthy primary, and at least one replica per primary."""
-    text = _text(await call(nodes[0].client, "CLUSTER", "NODES"))
+def _view(text: str) -> tuple[bytearray, dict[str, str]]:
+    """One node's ``CLUSTER NODES``: which slots a healthy primary serves, and the primaries."""
     covered = bytearray(CLUSTER_SLOTS)
     primaries: dict[str, str] = {}
     for line in text.splitlines():
@@ -50,8 +49,23 @@ async def check_cluster(nodes: list[Node]) -> list[Check]:
                 if spec.startswith("["):
                     continue  # a slot on the move, still served by its owner
                 first, _, last = spec.partition("-")
-                for slot in range(int(first), int(last or first) + 1):
-                    covered[slot] = 1
+                covered[int(first) : int(last or first) + 1] = b"\x01" * (
+                    int(last or first) + 1 - int(first)
+                )
+    return covered, primaries
+
+
+async def check_cluster(nodes: list[Node]) -> list[Check]:
+    """Every slot served by a healthy primary, and at least one replica per primary."""
+    # A slot counts as served only when every primary's view agrees: a node that
+    # dropped slots tells no one, so the other views may still list them.
+    covered = bytearray(b"\x01" * CLUSTER_SLOTS)
+    primaries: dict[str, str] = {}
+    for node in nodes:
+        view, owners = _view(_text(await call(node.client, "CLUSTER", "NODES")))
+        primaries.update(owners)
+        for slot in range(CLUSTER_SLOTS):
+            covered[slot] &= view[slot]
     missing = [slot for slot in range(CLUSTER_SLOTS) if not covered[slot]]
     if missing:
         slots = Check(

@@ -43,7 +43,7 @@ from ._topology import check_cluster, check_sentinel
 
 __all__ = ["command"]
 
-_FAILURES = (rex.RedisError, OSError, TimeoutError)
+_FAILURES = (rex.RedisError, rex.RedisClusterException, OSError, TimeoutError)
 _CLUSTER_CHECKS = ("cluster_slots", "cluster_replicas")
 _SENTINEL_CHECKS = ("sentinel_quorum", "sentinel_replicas")
 _STATUS_STYLE = {"ok": ("green",), "problem": ("red", "bold"), "skipped": ("yellow",)}
@@ -90,7 +90,7 @@ async def diagnose(options: Options) -> tuple[str, list[Check]]:
     async with auth:
         try:
             await auth.ping()
-        except StoreError as exc:
+        except (StoreError, rex.RedisClusterException) as exc:
             reason = str(exc).splitlines()[0].removeprefix("Redis is unavailable: ")
             raise _UnreachableError(url, reason) from None
         layout, prefix = namespace_of(auth)
