@@ -280,3 +280,13 @@ def test_events_human_lines(redis_url: str) -> None:
         assert ids[0] in line
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=20) == 0
+
+
+async def test_main_called_from_async_code_still_works(
+    redis_url: str, capsys: Capsys, monkeypatch: Patch
+) -> None:
+    async with RedisJWT(secret=SECRET, redis_url=redis_url) as auth:
+        await auth.sign("async-caller")
+    result = cli(capsys, monkeypatch, "--json", "sessions", "count", "async-caller",
+                 env={"REDIS_JWT_REDIS_URL": redis_url})  # fmt: skip
+    assert (result.code, result.json()) == (0, {"user_id": "async-caller", "count": 1})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import secrets
@@ -137,13 +138,24 @@ def _reason(exc: BaseException) -> str:
 def run(factory: Callable[[], Awaitable[int]]) -> int:
     """Run one command's coroutine; expected failures become one line and an exit code."""
     try:
-        return asyncio.run(_guarded(factory))
+        return _run_loop(factory)
     except CommandError as exc:
         print(f"redis-jwt: {exc}", file=sys.stderr, flush=True)
         return exc.code
     except KeyboardInterrupt:
         print("redis-jwt: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
+
+
+def _run_loop(factory: Callable[[], Awaitable[int]]) -> int:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_guarded(factory))
+    # Called from async code (an app or a test calling main()): a loop of its own,
+    # in a worker thread, since asyncio.run cannot nest.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="redis-jwt-cli") as pool:
+        return pool.submit(asyncio.run, _guarded(factory)).result()
 
 
 async def _guarded(factory: Callable[[], Awaitable[int]]) -> int:

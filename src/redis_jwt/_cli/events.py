@@ -70,8 +70,13 @@ async def command(options: Options) -> int:
         )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    handled: list[signal.Signals] = []
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (RuntimeError, ValueError):  # not the main thread: Ctrl-C stays Python's
+            continue
+        handled.append(signum)
     style = Style(sys.stdout)
     # Subscribed before opening, so that ``connected`` and ``ready`` are shown too.
     subscription = auth.events.subscribe()
@@ -106,6 +111,6 @@ async def command(options: Options) -> int:
                 stopped.cancel()
     finally:
         await subscription.aclose()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in handled:
             loop.remove_signal_handler(signum)
     return EXIT_OK
