@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -290,3 +291,41 @@ async def test_main_called_from_async_code_still_works(
     result = cli(capsys, monkeypatch, "--json", "sessions", "count", "async-caller",
                  env={"REDIS_JWT_REDIS_URL": redis_url})  # fmt: skip
     assert (result.code, result.json()) == (0, {"user_id": "async-caller", "count": 1})
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str]) -> str:
+    """Run the CLI with stdout on a pseudo-terminal; return what it printed there."""
+    import pty
+
+    leader, follower = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "redis_jwt", *args],
+        env=clean_env(env),
+        stdout=follower,
+        stderr=subprocess.DEVNULL,
+    ) as process:
+        os.close(follower)
+        chunks = []
+        try:
+            while True:
+                chunk = os.read(leader, 4096)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        except OSError:  # the terminal closed: the process is done
+            pass
+        finally:
+            os.close(leader)
+        assert process.wait(timeout=30) == 0
+    return b"".join(chunks).decode()
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(redis_url: str) -> None:
+    ids = sign_sessions(redis_url, "tty", 1)
+    env = {"REDIS_JWT_REDIS_URL": redis_url}
+    coloured = _on_a_terminal(["sessions", "list", "tty"], env)
+    assert "\x1b[" in coloured
+    assert ids[0] in coloured
+    plain = _on_a_terminal(["sessions", "list", "tty"], {**env, "NO_COLOR": "1"})
+    assert "\x1b[" not in plain
+    assert ids[0] in plain
