@@ -59,6 +59,7 @@ def examples(session: nox.Session) -> None:
     # Each web example drives itself in-process and exits non-zero on a failure.
     session.run("python", "examples/fastapi_app.py", "--check")
     session.run("python", "examples/starlette_app.py", "--check")
+    session.run("python", "examples/litestar_app.py", "--check")
     session.run("python", "examples/worker.py", "--check")
 
 
