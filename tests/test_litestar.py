@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import warnings
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import httpx
 import pytest
-from litestar import Litestar, Request, WebSocket, get, post, websocket
+from litestar import Litestar, Request, Router, WebSocket, get, post, websocket
 from litestar.exceptions import WebSocketDisconnect
 from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.controller import OpenAPIController
 from litestar.testing import TestClient
 
-from redis_jwt import RedisJWT, Session, errors
+from redis_jwt import Event, RedisJWT, Session, errors
 from redis_jwt.litestar import RedisJWTPlugin
 from redis_jwt.testing import RedisServer
 
@@ -276,3 +280,85 @@ def test_the_plugin_never_changes_another_apps_openapi_config(redis_url: str) ->
     assert plain.openapi_config is not None
     assert first.openapi_config is not second.openapi_config
     assert not plain.openapi_config.security
+
+
+@websocket("/maybe-ws")
+async def maybe_socket(socket: WebSocket[Session | None, str | None, Any]) -> None:
+    await socket.accept()
+    await socket.send_text(f"{socket.user.user_id if socket.user else '-'} {socket.auth}")
+    await socket.close()
+
+
+async def test_optional_websockets_and_clients_gone_before_the_handshake(redis_url: str) -> None:
+    auth = RedisJWT(secret=SECRET, redis_url=redis_url)
+    app = Litestar([maybe_socket, login], plugins=[RedisJWTPlugin(auth, optional=True)])
+    app.state.auth = auth
+    async with running(app) as http:
+        anonymous = WebSocketDriver(asgi(app), "/maybe-ws", [])
+        assert (await anonymous.connect())["type"] == "websocket.accept"
+        assert (await anonymous.next())["text"] == "- None"
+        await anonymous.finished()
+        token = (await http.post("/login")).json()["token"]
+        known = WebSocketDriver(asgi(app), "/maybe-ws", ws_headers(token))
+        assert (await known.connect())["type"] == "websocket.accept"
+        assert (await known.next())["text"] == f"alice {token}"
+        await known.finished()
+        # A client that leaves before its handshake is refused is sent nothing.
+        gone = WebSocketDriver(asgi(app), "/maybe-ws", ws_headers("garbage"))
+        gone.task = asyncio.ensure_future(asgi(app)(gone.scope, gone._receive, gone._send))
+        await gone.disconnect()
+        await gone.finished()
+        assert gone.closed is False
+
+
+async def test_a_session_ended_during_the_handshake_is_refused(redis_url: str) -> None:
+    auth = RedisJWT(secret=SECRET, redis_url=redis_url)
+    app = build(auth)
+    async with running(app) as http:
+        token = (await http.post("/login")).json()["token"]
+        session_id = (await auth.verify(token)).session_id
+        socket = WebSocketDriver(asgi(app), "/ws", ws_headers(token))
+
+        async def end_it_meanwhile() -> None:
+            # Runs while the handshake awaits its verify: an event from another instance.
+            auth.events.emit(
+                Event(
+                    kind="destroyed", user_id="alice", session_id=session_id, at=datetime.now(UTC)
+                )
+            )
+
+        connecting = asyncio.create_task(socket.connect())
+        await asyncio.sleep(0)  # connect() has started the app: its handshake runs next
+        racer = asyncio.create_task(end_it_meanwhile())
+        message = await connecting
+        await racer
+        assert message == {"type": "websocket.close", "code": 1008, "reason": "Session ended"}
+        await socket.finished()
+        assert not auth.events.has_listeners
+
+
+async def test_openapi_served_by_a_router_of_its_own_is_excluded(redis_url: str) -> None:
+    auth = RedisJWT(secret=SECRET, redis_url=redis_url)
+    config = OpenAPIConfig(
+        title="t", version="1", openapi_router=Router("/api-docs", route_handlers=[])
+    )
+    app = Litestar([me], plugins=[RedisJWTPlugin(auth)], openapi_config=config)
+    async with running(app) as http:
+        assert (await http.get("/api-docs/openapi.json")).status_code == 200
+        assert (await http.get("/me")).status_code == 401
+
+
+async def test_the_deprecated_openapi_controller_path_is_excluded(redis_url: str) -> None:
+    class Docs(OpenAPIController):
+        path = "/old-docs"
+
+    with pytest.warns(DeprecationWarning, match="openapi_controller"):
+        config = OpenAPIConfig(title="t", version="1", openapi_controller=Docs)
+    auth = RedisJWT(secret=SECRET, redis_url=redis_url)
+    with warnings.catch_warnings():
+        # Litestar warns again while it builds the deprecated controller's routes.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        app = Litestar([me], plugins=[RedisJWTPlugin(auth)], openapi_config=config)
+    async with running(app) as http:
+        assert (await http.get("/old-docs/openapi.json")).status_code == 200
+        assert (await http.get("/me")).status_code == 401
