@@ -362,3 +362,11 @@ async def test_the_deprecated_openapi_controller_path_is_excluded(redis_url: str
     async with running(app) as http:
         assert (await http.get("/old-docs/openapi.json")).status_code == 200
         assert (await http.get("/me")).status_code == 401
+
+
+async def test_openapi_at_the_root_never_opens_the_whole_app(redis_url: str) -> None:
+    auth = RedisJWT(secret=SECRET, redis_url=redis_url)
+    config = OpenAPIConfig(title="t", version="1", path="/")
+    app = Litestar([me], plugins=[RedisJWTPlugin(auth)], openapi_config=config)
+    async with running(app) as http:
+        assert (await http.get("/me")).status_code == 401

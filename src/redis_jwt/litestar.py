@@ -231,7 +231,8 @@ class RedisJWTPlugin(InitPlugin):
         """Add the lifespan, the middleware and the OpenAPI security scheme to the app."""
         paths = list(self._exclude)
         schema = _schema_path(app_config.openapi_config)
-        if schema is not None:
+        if schema is not None and schema.strip("/"):
+            # Never a bare "/": as a prefix it would open the whole app.
             paths += [schema, schema.rstrip("/") + "/"]
         rules = _Rules(
             auth=self.auth,
