@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import tarfile
+import zipfile
 from pathlib import Path
 
 import nox
@@ -45,10 +47,54 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def docs(session: nox.Session) -> None:
-    """Build the documentation site, failing on any warning."""
+    """Build the documentation site into site/ (open site/index.html), failing on any warning."""
     session.install("-e", ".[docs]")
     session.env["NO_MKDOCS_2_WARNING"] = "1"
-    session.run("mkdocs", "build", "--strict", "--site-dir", f"{session.create_tmp()}/site")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+    session.log(f"documentation built: open {Path('site/index.html').resolve()}")
+
+
+#: What the wheel must carry besides the modules: the license notice, the Lua
+#: scripts, the demo's static files and the typing marker.
+PACKAGE = Path("src/redis_jwt")
+
+
+def _wheel_needs() -> set[str]:
+    files = {"redis_jwt/py.typed"}
+    for pattern in ("scripts/*.lua", "_demo/static/*"):
+        files |= {f"redis_jwt/{p.relative_to(PACKAGE).as_posix()}" for p in PACKAGE.glob(pattern)}
+    return files
+
+
+def _check_dist(session: nox.Session, wheel: Path, sdist: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    licenses = {n for n in names if n.endswith(".dist-info/licenses/LICENSE")}
+    missing = sorted(_wheel_needs() - names)
+    if not licenses:
+        missing.append("*.dist-info/licenses/LICENSE")
+    if missing:
+        session.error(f"{wheel.name} lacks {', '.join(missing)}")
+    with tarfile.open(sdist) as archive:
+        sdist_names = {n.split("/", 1)[-1] for n in archive.getnames()}
+    lacking = sorted({"LICENSE", "CHANGELOG.md", "README.md"} - sdist_names)
+    if lacking:
+        session.error(f"{sdist.name} lacks {', '.join(lacking)}")
+    shown = sorted(licenses | _wheel_needs())
+    session.log(f"{wheel.name} carries: " + ", ".join(shown))
+
+
+@nox.session(python=PYTHON)
+def build(session: nox.Session) -> None:
+    """Build the sdist and the wheel into dist/, check them with twine and check what they carry."""
+    session.install("build", "twine")
+    shutil.rmtree("dist", ignore_errors=True)
+    session.run("python", "-m", "build", "--outdir", "dist")
+    wheels, sdists = sorted(Path("dist").glob("*.whl")), sorted(Path("dist").glob("*.tar.gz"))
+    if len(wheels) != 1 or len(sdists) != 1:
+        session.error(f"expected one wheel and one sdist in dist/, found {wheels + sdists}")
+    session.run("twine", "check", "--strict", str(wheels[0]), str(sdists[0]))
+    _check_dist(session, wheels[0], sdists[0])
 
 
 @nox.session(python=PYTHON)
@@ -59,6 +105,7 @@ def examples(session: nox.Session) -> None:
     # Each web example drives itself in-process and exits non-zero on a failure.
     session.run("python", "examples/fastapi_app.py", "--check")
     session.run("python", "examples/starlette_app.py", "--check")
+    session.run("python", "examples/litestar_app.py", "--check")
     session.run("python", "examples/worker.py", "--check")
 
 

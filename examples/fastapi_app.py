@@ -39,6 +39,14 @@ class Credentials(BaseModel):
     password: str
 
 
+def password_ok(username: str, password: str) -> bool:
+    """Compare in constant time; any text a client sends is just a wrong password."""
+    expected = USERS.get(username)
+    # surrogatepass: JSON can carry a lone surrogate ("\ud800"), which strict UTF-8 refuses.
+    sent = password.encode("utf-8", "surrogatepass")
+    return expected is not None and hmac.compare_digest(expected.encode(), sent)
+
+
 def create_app(redis_url: str) -> FastAPI:
     """Build the app; the RedisJWT opens and closes with the app's lifespan."""
     auth = RedisJWT(
@@ -61,11 +69,7 @@ def create_app(redis_url: str) -> FastAPI:
 
     @app.post("/login")
     async def login(credentials: Credentials) -> dict[str, str]:
-        expected = USERS.get(credentials.username, "")
-        if (
-            not hmac.compare_digest(expected.encode(), credentials.password.encode())
-            or not expected
-        ):
+        if not password_ok(credentials.username, credentials.password):
             raise HTTPException(401, "Wrong username or password")
         token = await auth.sign(credentials.username, data_token={"name": credentials.username})
         return {"access_token": token, "token_type": "bearer"}
@@ -111,6 +115,11 @@ def expect(condition: bool, what: str) -> None:
         raise SystemExit(f"fastapi_app --check FAILED: {what}")
 
 
+# The JSON escape of a lone surrogate, sent as bytes: no client library will encode it.
+LONE_SURROGATE = b'{"username": "alice", "password": "\\ud800"}'
+JSON = {"content-type": "application/json"}
+
+
 async def check(app: FastAPI) -> None:
     """Drive the app in-process (httpx.ASGITransport) through every route."""
     async with (
@@ -127,6 +136,8 @@ async def check(app: FastAPI) -> None:
 
         wrong = await http.post("/login", json={"username": "alice", "password": "nope"})
         expect(wrong.status_code == 401, "a wrong password is refused")
+        odd = await http.post("/login", content=LONE_SURROGATE, headers=JSON)
+        expect(odd.status_code in (401, 422), f"a lone surrogate is refused: {odd.status_code}")
         anonymous = await http.get("/me")
         expect(anonymous.status_code == 401, "no token is a 401")
         expect(anonymous.headers.get("www-authenticate") == "Bearer", "with a Bearer challenge")

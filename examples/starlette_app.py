@@ -41,6 +41,15 @@ from redis_jwt.testing import RedisServer
 COOKIE = SessionCookie(name="session", max_age_seconds=3600)
 
 
+def valid_name(name: str) -> bool:
+    """A non-blank name that is valid UTF-8 (JSON can carry a lone surrogate such as "\\ud800")."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return 0 < len(name) <= 64 and not name.isspace()
+
+
 def create_app(redis_url: str) -> Starlette:
     """Build the app; the RedisJWT opens and closes with the app's lifespan."""
     auth = RedisJWT(
@@ -55,10 +64,13 @@ def create_app(redis_url: str) -> Starlette:
             yield
 
     async def login(request: Request) -> Response:
-        form = await request.json()
-        user = str(form.get("username", ""))
-        if not user:
-            return JSONResponse({"detail": "username is required"}, 400)
+        try:
+            form = await request.json()
+        except ValueError:  # not JSON, or not UTF-8
+            return JSONResponse({"detail": "send a JSON object"}, 400)
+        user = form.get("username") if isinstance(form, dict) else None
+        if not isinstance(user, str) or not valid_name(user):
+            return JSONResponse({"detail": "username must be 1 to 64 characters of text"}, 400)
         token = await auth.sign(user)
         response = JSONResponse({"user": user})
         set_session_cookie(response, token, COOKIE, request)
@@ -143,6 +155,10 @@ async def check(app: Starlette) -> None:
     ):
         expect((await http.get("/health")).status_code == 200, "/health is open")
         expect((await http.get("/me")).status_code == 401, "/me needs a session")
+        odd = await http.post("/login", content=b'{"username": "\\ud800"}')
+        expect(odd.status_code == 400, f"a lone surrogate is refused: {odd.status_code}")
+        expect((await http.post("/login", json=["alice"])).status_code == 400, "not an object")
+        expect((await http.post("/login", content=b"\xff{")).status_code == 400, "not JSON")
         login = await http.post("/login", json={"username": "alice"})
         cookie = login.headers.get("set-cookie", "")
         expect("HttpOnly" in cookie and "Secure" in cookie, f"a hardened cookie: {cookie}")

@@ -2,7 +2,8 @@
 
 Demo only: anyone can log in as any name, with no password. Each browser tab
 keeps its own token (``sessionStorage``), so two tabs are two sessions (two
-devices) of one user.
+devices) of one user. The listener is on (``listen=True``), so the page sees
+sessions expire, whichever instance or client ended them.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures,
@@ -17,11 +18,13 @@ from importlib.resources import files
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field, field_validator
 
 from redis_jwt import Event, RedisJWT, Session, SessionInfo
 from redis_jwt.fastapi import BearerToken, install_error_handlers, require_session
+from redis_jwt.models import EventKind
 
 __all__ = ["create_app"]
 
@@ -30,10 +33,24 @@ _HEARTBEAT_SECONDS = 15.0
 _STREAM_SECONDS = 3600.0
 
 
+#: The session events the page shows (sliding verifies emit none: only the Extend button does).
+SHOWN_EVENTS: tuple[EventKind, ...] = ("created", "extended", "destroyed", "expired")
+
+
 class Login(BaseModel):
     """The login form: a name, nothing else (demo only)."""
 
     user: str = Field(min_length=1, max_length=64)
+
+    @field_validator("user")
+    @classmethod
+    def _visible(cls, value: str) -> str:
+        # Spaces around a name are a typo; a name of spaces only is no name at all.
+        name = value.strip()
+        if not name:
+            raise ValueError("enter a name: spaces alone are not a name")
+        # Text that is not valid UTF-8 (a lone surrogate) is refused before this, by pydantic.
+        return name
 
 
 def _info(info: SessionInfo, current: Session) -> dict[str, Any]:
@@ -60,21 +77,24 @@ def _event(event: Event) -> str:
     return f"event: session\ndata: {json.dumps(payload)}\n\n"
 
 
-def create_app(redis_url: str, *, secret: str | None = None) -> FastAPI:
+def create_app(redis_url: str, *, secret: str | None = None, ttl: str = "30 minutes") -> FastAPI:
     """Build the demo app on the Redis at ``redis_url`` (keys under the ``demo`` prefix).
 
     Args:
         redis_url: where Redis is.
         secret: the signing secret; a random one (tokens die with the process) by default.
+        ttl: how long a session lives without a request (every request extends it).
     """
     auth = RedisJWT(
         secret=secret or secrets.token_urlsafe(48),
         redis_url=redis_url,
-        ttl="30 minutes",
+        ttl=ttl,
         max_age="1 day",
         sliding=True,
         max_sessions=10,
         prefix="demo",
+        # The listener reports expiries (within about a second) and other instances' changes.
+        listen=True,
     )
 
     @asynccontextmanager
@@ -85,13 +105,30 @@ def create_app(redis_url: str, *, secret: str | None = None) -> FastAPI:
     app = FastAPI(title="redis-jwt demo", lifespan=lifespan)
     app.state.auth = auth
     install_error_handlers(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 echoes the input, and an input such as a lone surrogate
+        # cannot be encoded as JSON: answer with the messages only.
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
     current = require_session(auth)
     bearer = BearerToken()
-    page = files("redis_jwt._demo").joinpath("static/index.html").read_text(encoding="utf-8")
+    static = files("redis_jwt._demo").joinpath("static")
+    page = static.joinpath("index.html").read_text(encoding="utf-8")
+    icon = static.joinpath("favicon.svg").read_bytes()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
         return HTMLResponse(page)
+
+    # /favicon.ico too: some clients ask for it whatever the page's <link rel="icon"> says.
+    @app.get("/favicon.svg", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        headers = {"cache-control": "public, max-age=86400"}
+        return Response(icon, media_type="image/svg+xml", headers=headers)
 
     @app.get("/health")
     async def health() -> dict[str, bool]:
@@ -113,6 +150,14 @@ def create_app(redis_url: str, *, secret: str | None = None) -> FastAPI:
             "expires_at": session.expires_at.isoformat(),
             "ttl": session.ttl,
         }
+
+    @app.post("/api/extend")
+    async def extend(
+        session: Annotated[Session, Depends(current)],
+        token: Annotated[str | None, Depends(bearer)],
+    ) -> dict[str, Any]:
+        extended = await auth.extend(token or "")
+        return {"expires_at": extended.expires_at.isoformat(), "ttl": extended.ttl}
 
     @app.get("/api/sessions")
     async def sessions(session: Annotated[Session, Depends(current)]) -> list[dict[str, Any]]:
@@ -143,7 +188,7 @@ def create_app(redis_url: str, *, secret: str | None = None) -> FastAPI:
 
         async def stream() -> AsyncIterator[str]:
             # Subscribed inside the generator, so that its `finally` always unsubscribes.
-            subscription = auth.events.subscribe("created", "extended", "destroyed", "expired")
+            subscription = auth.events.subscribe(*SHOWN_EVENTS)
             deadline = time.monotonic() + _STREAM_SECONDS
             try:
                 yield ": connected\n\n"
