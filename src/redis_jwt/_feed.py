@@ -62,15 +62,17 @@ class SessionFeed:
         bus: EventBus,
         layout: Layout,
         origin: str,
+        *,
+        listening: bool,
         on_external: Callable[[str], None] | None = None,
     ) -> None:
         self._bus = bus
         self._layout = layout
         self._prefix = layout.prefix.encode()
         self._origin = origin
-        self.on_external = on_external
+        self._on_external = on_external
         #: Whether a listener feeds this instance too (then endings are deduplicated).
-        self.listening = False
+        self.listening = listening
         self._ended: dict[str, float] = {}
         self._held: dict[str, asyncio.TimerHandle] = {}
 
@@ -166,8 +168,8 @@ class SessionFeed:
         self._held.pop(session_id, None)
         if self._first_end(session_id):
             self._emit("destroyed", user_id, session_id, "external")
-            if self.on_external is not None:
-                self.on_external(key)
+            if self._on_external is not None:
+                self._on_external(key)
 
     def replayed(self, session_key: str) -> None:
         """An expiry read back from the expiry log after the listener was away."""

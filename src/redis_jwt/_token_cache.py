@@ -39,6 +39,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
+from ._compat import instance_jws
 from .errors import TokenExpired
 from .keys import Key, KeyRing
 
@@ -83,8 +84,8 @@ def prepared_jwt(ring: KeyRing) -> jwt.PyJWT:
     instance its own ``PyJWS`` (its algorithms would then be process-wide).
     """
     instance = jwt.PyJWT()
-    jws = getattr(instance, "_jws", None)
-    if not isinstance(jws, jwt.PyJWS) or jws is getattr(jwt.api_jws, "_jws_global_obj", None):
+    jws = instance_jws(instance)
+    if jws is None:
         return instance
     secrets: dict[str, set[bytes]] = {}
     for key in ring.keys:
@@ -138,8 +139,8 @@ def verification_key(key: Key, instance: jwt.PyJWT) -> Any:
     ``PyJWK`` otherwise (PyJWT then pins the algorithm to the key's).
     """
     secret = _hmac_secret(key)
-    jws = getattr(instance, "_jws", None)
-    if secret is not None and isinstance(jws, jwt.PyJWS):
+    jws = instance_jws(instance)
+    if secret is not None and jws is not None:
         try:
             algorithm = jws.get_algorithm_by_name(key.algorithm)
         except NotImplementedError:

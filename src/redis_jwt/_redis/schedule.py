@@ -14,7 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 
-from ._store import SCHEDULE_HORIZON_MS, Call, Store, text
+from .._layout import Layout
+from .replies import text
+from .store import Call, Store
+from .v1_store import SCHEDULE_HORIZON_MS
 
 __all__ = ["Schedule", "SettleRow"]
 
@@ -26,13 +29,20 @@ SettleRow = tuple[str, str, str, int]
 
 
 class Schedule:
-    """Reads and writes the expiry schedule through a :class:`~redis_jwt._store.Store`."""
+    """Reads and writes the expiry schedule through the store.
 
-    __slots__ = ("_layout", "_store")
+    Args:
+        store: the boundary's core.
+        layout: the key names.
+        origin: this instance's id in the notices ``settle.lua`` publishes.
+    """
 
-    def __init__(self, store: Store) -> None:
+    __slots__ = ("_layout", "_origin", "_store")
+
+    def __init__(self, store: Store, layout: Layout, *, origin: str) -> None:
         self._store = store
-        self._layout = store.layout
+        self._layout = layout
+        self._origin = origin
 
     def _by_bucket(self, keys: Iterable[str]) -> dict[int, list[str]]:
         buckets: dict[int, list[str]] = {}
@@ -70,7 +80,7 @@ class Schedule:
             elif reply:
                 claimed[bucket] = [text(v) for v in reply]
         if failed is not None and not claimed and all(isinstance(r, Exception) for r in replies):
-            await self._store.run(_raise(failed))
+            raise self._store.translate(failed)
         return claimed
 
     async def inspect(self, sessions: Sequence[tuple[str, str, str]]) -> list[int | None]:
@@ -87,7 +97,12 @@ class Schedule:
         store = self._store
         calls: list[Call] = []
         for bucket, rows in entries.items():
-            args: list[str | int] = [store.channel, store.origin, keep_ms, SCHEDULE_HORIZON_MS]
+            args: list[str | int] = [
+                self._layout.channel,
+                self._origin,
+                keep_ms,
+                SCHEDULE_HORIZON_MS,
+            ]
             for row in rows:
                 args.extend(row)
             keys = (self._layout.schedule_key(bucket), self._layout.expiry_log_key(bucket))
@@ -113,12 +128,3 @@ class Schedule:
         ]
         replies = await self._store.run(self._store.batch(calls, required=len(calls)))
         return [text(v) for reply in replies for v in reply]
-
-    async def time_ms(self) -> int:
-        """Return Redis's clock in ms."""
-        seconds, micros = await self._store.run(self._store.client.time())
-        return int(seconds) * 1000 + int(micros) // 1000
-
-
-async def _raise(error: Exception) -> None:
-    raise error
