@@ -23,7 +23,15 @@ from ._duration import Duration, parse_duration
 from .errors import ConfigurationError, StoreError
 from .models import Session, SessionInfo
 
-__all__ = ["Emit", "SessionBackend", "SessionRules", "check_data", "load_data", "utc"]
+__all__ = [
+    "Emit",
+    "NewSession",
+    "SessionBackend",
+    "SessionRules",
+    "check_data",
+    "load_data",
+    "utc",
+]
 
 #: ``emit(kind, user_id, session_id, reason=...)``: a session event of this instance.
 Emit = Callable[..., None]
@@ -90,6 +98,22 @@ class SessionRules:
         return idle
 
 
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """What one ``sign`` asks for, checked by the facade.
+
+    The device of a session (``ClientInfo``) and a pair's access ttl join
+    here as fields when ``sign_pair`` arrives: one value, every layout.
+    """
+
+    user_id: str
+    idle_seconds: int
+    #: Public data, signed into the token.
+    data_token: dict[str, Any] | None
+    #: Private data, kept only in Redis.
+    data_session: dict[str, Any] | None
+
+
 class SessionBackend(Protocol):
     """The operations of one Redis layout; every method is one round trip where it can be.
 
@@ -102,14 +126,7 @@ class SessionBackend(Protocol):
         """Return ``user_id`` when this layout can store it, else raise ``ConfigurationError``."""
         ...
 
-    async def sign(
-        self,
-        user_id: str,
-        *,
-        idle_seconds: int,
-        data_token: dict[str, Any] | None,
-        data_session: dict[str, Any] | None,
-    ) -> str:
+    async def sign(self, new: NewSession) -> str:
         """Store a new session and return its token."""
         ...
 

@@ -11,27 +11,22 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from ._backend import SessionBackend, SessionRules, check_data
+from ._assembly import build_backend
+from ._backend import NewSession, SessionBackend, check_data
 from ._duration import Duration
 from ._layout import Layout
 from ._lifecycle import Lifecycle
-from ._local_cache import LocalCache
-from ._node_sessions import NodeSessions, check_node_client
-from ._options import Options, Resolved, options_from_settings
+from ._options import Options, options_from_settings
 from ._redis.connect import client_from_url
 from ._redis.store import AnyRedis
-from ._redis.v1_store import V1Store
 from ._tasks import Supervisor
-from ._tokens import TokenCodec
-from ._v1_sessions import V1Sessions
 from .errors import ConfigurationError
 from .events import EventBus
 from .keys import Key, KeyRing
-from .models import Event, EventKind, Session, SessionInfo
+from .models import Session, SessionInfo
 from .settings import Settings
 
 __all__ = ["RedisJWT"]
@@ -153,7 +148,7 @@ class RedisJWT:
         self.kea = bool(options.kea)
         self.layout = Layout(options.prefix)
         self._keys = resolved.keys
-        self._rules = SessionRules(resolved.ttl_seconds, resolved.max_age_seconds)
+        self._rules = resolved.rules
         self._owns_client = options.redis is None
         client = options.redis or client_from_url(
             options.redis_url or "redis://127.0.0.1:6379/0",
@@ -167,56 +162,14 @@ class RedisJWT:
             client,
             self.layout,
             self.events,
-            self._emit,
             tasks=self._tasks,
             deadline_seconds=options.timeout_seconds * (options.retries + 1),
             listen=resolved.listening,
             kea=self.kea,
         )
-        self._cache: LocalCache | None = None
-        self._backend: SessionBackend = self._backend_for(resolved, client)
+        self._backend: SessionBackend
+        self._backend, self._cache = build_backend(resolved, self._life, client, self.layout)
         self._state = State.NEW
-
-    def _backend_for(self, resolved: Resolved, client: AnyRedis) -> SessionBackend:
-        options = resolved.options
-        store = self._life.store
-        if options.layout == "redis-jwt":
-            check_node_client(client)
-            return NodeSessions(
-                store,
-                resolved.keys,
-                self._rules,
-                sliding=self.sliding,
-                multiple=options.multiple,
-                leeway_seconds=resolved.leeway_seconds,
-                max_token_bytes=options.max_token_bytes,
-                emit=self._emit,
-            )
-        v1 = V1Store(store, self.layout, origin=self._life.origin, scheduling=resolved.listening)
-        if options.local_cache:
-            self._cache = LocalCache(
-                v1, client, self._tasks, timeout_seconds=options.timeout_seconds
-            )
-        codec = TokenCodec(
-            resolved.keys,
-            lifetime_limit_seconds=self._rules.ceiling_seconds,
-            leeway_seconds=resolved.leeway_seconds,
-            issuer=options.issuer,
-            audience=options.audience,
-            max_token_bytes=options.max_token_bytes,
-        )
-        return V1Sessions(
-            v1,
-            codec,
-            self._rules,
-            sliding=self.sliding,
-            limit=resolved.limit,
-            cache=self._cache,
-            emit=self._emit,
-            unschedule=self._life.unscheduler.add,
-            wait_replicas=options.wait_replicas,
-            wait_timeout_ms=resolved.wait_timeout_ms,
-        )
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> RedisJWT:
@@ -296,30 +249,6 @@ class RedisJWT:
         if self._state is State.CLOSED:
             raise ConfigurationError("this RedisJWT was closed; create a new one")
 
-    def _emit(
-        self,
-        kind: EventKind,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        *,
-        reason: str | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        if user_id is not None and session_id is not None:
-            # Session events: deduplicated against the listener's (see _feed.py).
-            self._life.feed.local(kind, user_id, session_id, reason)
-        elif self.events.has_listeners:
-            self.events.emit(
-                Event(
-                    kind=kind,
-                    user_id=user_id,
-                    session_id=session_id,
-                    at=datetime.now(UTC),
-                    reason=reason,
-                    error=error,
-                )
-            )
-
     # -- sessions ----------------------------------------------------------
 
     async def sign(
@@ -349,13 +278,13 @@ class RedisJWT:
         self._check_open()
         backend = self._backend
         user_id = backend.check_user_id(user_id)
-        idle = self._rules.idle_seconds(ttl)
-        return await backend.sign(
+        new = NewSession(
             user_id,
-            idle_seconds=idle,
-            data_token=check_data(data_token, "data_token"),
-            data_session=check_data(data_session, "data_session"),
+            self._rules.idle_seconds(ttl),
+            check_data(data_token, "data_token"),
+            check_data(data_session, "data_session"),
         )
+        return await backend.sign(new)
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check ``token`` and that its session is alive: one Redis round trip.

@@ -76,7 +76,14 @@ class SessionFeed:
         self._ended: dict[str, float] = {}
         self._held: dict[str, asyncio.TimerHandle] = {}
 
-    def _emit(self, kind: EventKind, user_id: str, session_id: str, reason: str | None) -> None:
+    def _emit(
+        self,
+        kind: EventKind,
+        user_id: str | None,
+        session_id: str | None,
+        reason: str | None,
+        error: BaseException | None = None,
+    ) -> None:
         self._bus.emit(
             Event.model_construct(
                 kind=kind,
@@ -84,9 +91,24 @@ class SessionFeed:
                 session_id=session_id,
                 at=datetime.now(UTC),
                 reason=reason,
-                error=None,
+                error=error,
             )
         )
+
+    def emit(
+        self,
+        kind: EventKind,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        *,
+        reason: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Any event of this instance: session events go through :meth:`local`."""
+        if user_id is not None and session_id is not None:
+            self.local(kind, user_id, session_id, reason)
+        elif self._bus.has_listeners:
+            self._emit(kind, user_id, session_id, reason, error)
 
     def _first_end(self, session_id: str) -> bool:
         """Record that ``session_id`` ended; False if it was already recorded."""

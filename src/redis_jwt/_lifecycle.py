@@ -24,7 +24,6 @@ import enum
 import logging
 import secrets
 import time
-from collections.abc import Callable
 
 from ._feed import SessionFeed
 from ._layout import Layout
@@ -44,8 +43,6 @@ logger = logging.getLogger("redis_jwt")
 
 #: Margin (s) taken before the last message a listener received when replaying expiries.
 REPLAY_MARGIN_SECONDS = 2.0
-
-Emit = Callable[..., None]
 
 
 class Announced(enum.Enum):
@@ -69,8 +66,7 @@ class Lifecycle:
     Args:
         client: the data client.
         layout: the v1 key names (the listener, the schedule).
-        bus: the event bus (session events go through the feed built here).
-        emit: ``emit(kind, reason=..., error=...)`` puts a connection event on the bus.
+        bus: the event bus (every event goes through the feed built here).
         tasks: the owner of every background task.
         deadline_seconds: how long one Redis call may take, retry included.
         listen: run the listener and the sweeper.
@@ -82,18 +78,18 @@ class Lifecycle:
         client: AnyRedis,
         layout: Layout,
         bus: EventBus,
-        emit: Emit,
         *,
         tasks: Supervisor,
         deadline_seconds: float,
         listen: bool,
         kea: bool,
     ) -> None:
-        self._emit = emit
-        self._tasks = tasks
+        self._tasks = self.tasks = tasks
         #: This instance's id in the notices it publishes (see _feed.py).
         self.origin = secrets.token_urlsafe(9)
-        self.store = Store(client, deadline_seconds=deadline_seconds, on_failure=self._store_failed)
+        self.store = Store(
+            client, tasks, deadline_seconds=deadline_seconds, on_failure=self._store_failed
+        )
         self._schedule = Schedule(self.store, layout, origin=self.origin)
         self.unscheduler = Unscheduler(self._schedule, tasks)
         self.feed = SessionFeed(
@@ -178,7 +174,7 @@ class Lifecycle:
         self, kind: EventKind, *, reason: str | None = None, error: BaseException | None = None
     ) -> None:
         if not self._tasks.closed:
-            self._emit(kind, reason=reason, error=error)
+            self.feed.emit(kind, reason=reason, error=error)
 
     # -- the data connection -------------------------------------------------
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
-from ._backend import Emit, SessionRules, utc
+from ._backend import Emit, NewSession, SessionRules, utc
 from ._node_layout import (
     NodeTokenCodec,
     check_node_user_id,
@@ -118,29 +118,23 @@ class NodeSessions:
         """A user id without the characters Node's ``KEYS`` patterns would misread."""
         return check_node_user_id(user_id)
 
-    async def sign(
-        self,
-        user_id: str,
-        *,
-        idle_seconds: int,
-        data_token: dict[str, Any] | None,
-        data_session: dict[str, Any] | None,
-    ) -> str:
+    async def sign(self, new: NewSession) -> str:
         """Create a session as the Node package does, after ending the user's others if single."""
+        user_id = new.user_id
         key = node_key(user_id, new_node_session_id())
         try:
-            value = node_value(key, data_session)
+            value = node_value(key, new.data_session)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"data_session must be JSON-serialisable: {exc}") from exc
         claims: dict[str, Any] = {"rjwt": key}
-        if data_token is not None:
-            claims["dataToken"] = data_token
+        if new.data_token is not None:
+            claims["dataToken"] = new.data_token
         claims["iat"] = int(time.time())
         token = self._codec.encode(claims)
         replaced = (
             [row.key for row in await self._store.user_sessions(user_id)] if self._single else []
         )
-        await self._store.create(key, value, idle_seconds, replaced)
+        await self._store.create(key, value, new.idle_seconds, replaced)
         for old in replaced:
             self._emit("destroyed", user_id, old.partition(":")[2], reason="evicted")
         self._emit("created", user_id, key.partition(":")[2])

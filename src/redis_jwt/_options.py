@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._backend import SessionRules
 from ._duration import Duration, parse_duration
 from ._node_sessions import check_node_options
 from .errors import ConfigurationError
@@ -120,8 +121,7 @@ class Options:
         return Resolved(
             options=self,
             keys=ring,
-            ttl_seconds=ttl,
-            max_age_seconds=max_age,
+            rules=SessionRules(ttl, max_age),
             limit=1 if not self.multiple else (max_sessions or 0),
             leeway_seconds=leeway_seconds,
             listening=listening,
@@ -135,8 +135,7 @@ class Resolved:
 
     options: Options
     keys: KeyRing
-    ttl_seconds: int
-    max_age_seconds: int
+    rules: SessionRules
     #: Sessions kept per user (0: no limit).
     limit: int
     leeway_seconds: float

@@ -87,8 +87,21 @@ def prepared_jwt(ring: KeyRing) -> jwt.PyJWT:
     jws = instance_jws(instance)
     if jws is None:
         return instance
+    _prepare(jws, list(ring.keys))
+    return instance
+
+
+def prepared_jws(ring: KeyRing) -> jwt.PyJWS:
+    """A private ``jwt.PyJWS`` for signing, with the same prepared HMAC algorithms."""
+    jws = jwt.PyJWS()
+    _prepare(jws, [key for key in ring.keys if key.can_sign])
+    return jws
+
+
+def _prepare(jws: jwt.PyJWS, keys: list[Key]) -> None:
+    """Register on ``jws`` HMAC algorithms that trust the secrets of ``keys``."""
     secrets: dict[str, set[bytes]] = {}
-    for key in ring.keys:
+    for key in keys:
         secret = _hmac_secret(key)
         if secret is not None and key.algorithm in _HASHES:
             # PyJWT's own checks, once: the same errors as on every call before.
@@ -97,22 +110,6 @@ def prepared_jwt(ring: KeyRing) -> jwt.PyJWT:
     for name, ready in secrets.items():
         jws.unregister_algorithm(name)
         jws.register_algorithm(name, _PreparedHMAC(_HASHES[name], frozenset(ready)))
-    return instance
-
-
-def prepared_jws(ring: KeyRing) -> jwt.PyJWS:
-    """A private ``jwt.PyJWS`` for signing, with the same prepared HMAC algorithms."""
-    jws = jwt.PyJWS()
-    secrets: dict[str, set[bytes]] = {}
-    for key in ring.keys:
-        secret = _hmac_secret(key)
-        if secret is not None and key.algorithm in _HASHES and key.can_sign:
-            HMACAlgorithm(_HASHES[key.algorithm]).prepare_key(secret)
-            secrets.setdefault(key.algorithm, set()).add(secret)
-    for name, ready in secrets.items():
-        jws.unregister_algorithm(name)
-        jws.register_algorithm(name, _PreparedHMAC(_HASHES[name], frozenset(ready)))
-    return jws
 
 
 # json.dumps(claims, separators=(",", ":"), allow_nan=False), built once.

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from ._backend import Emit, SessionRules, load_data, utc
+from ._backend import Emit, NewSession, SessionRules, load_data, utc
 from ._fast_session import new_session
 from ._layout import check_user_id, is_session_id, new_session_id
 from ._local_cache import LocalCache
@@ -22,10 +23,11 @@ __all__ = ["V1Sessions"]
 logger = logging.getLogger("redis_jwt")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class V1Sessions:
     """Sign, verify, extend, destroy, list and limit sessions of layout v1.
 
-    Args:
+    Attributes:
         store: the v1 commands.
         codec: signs and checks tokens.
         rules: the lifetimes.
@@ -38,59 +40,26 @@ class V1Sessions:
         wait_timeout_ms: how long to wait for them.
     """
 
-    __slots__ = (
-        "_cache",
-        "_codec",
-        "_emit",
-        "_limit",
-        "_rules",
-        "_sliding",
-        "_store",
-        "_unschedule",
-        "_wait_replicas",
-        "_wait_timeout_ms",
-    )
-
-    def __init__(
-        self,
-        store: V1Store,
-        codec: TokenCodec,
-        rules: SessionRules,
-        *,
-        sliding: bool,
-        limit: int,
-        cache: LocalCache | None,
-        emit: Emit,
-        unschedule: Callable[[list[str]], None],
-        wait_replicas: int,
-        wait_timeout_ms: int,
-    ) -> None:
-        self._store = store
-        self._codec = codec
-        self._rules = rules
-        self._sliding = sliding
-        self._limit = limit
-        self._cache = cache
-        self._emit = emit
-        self._unschedule = unschedule
-        self._wait_replicas = wait_replicas
-        self._wait_timeout_ms = wait_timeout_ms
+    store: V1Store
+    codec: TokenCodec
+    rules: SessionRules
+    sliding: bool
+    limit: int
+    cache: LocalCache | None
+    emit: Emit
+    unschedule: Callable[[list[str]], None]
+    wait_replicas: int
+    wait_timeout_ms: int
 
     def check_user_id(self, user_id: object) -> str:
         """Any non-empty str of at most 512 UTF-8 bytes."""
         return check_user_id(user_id)
 
-    async def sign(
-        self,
-        user_id: str,
-        *,
-        idle_seconds: int,
-        data_token: dict[str, Any] | None,
-        data_session: dict[str, Any] | None,
-    ) -> str:
+    async def sign(self, new: NewSession) -> str:
         """One script: store the session, index it, evict beyond the limit."""
+        user_id, idle_seconds = new.user_id, new.idle_seconds
         try:
-            data = "" if data_session is None else dumps(data_session)
+            data = "" if new.data_session is None else dumps(new.data_session)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"data_session must be JSON-serialisable: {exc}") from exc
         iat = int(time.time())
@@ -99,50 +68,50 @@ class V1Sessions:
             "sub": user_id,
             "sid": session_id,
             "iat": iat,
-            "exp": iat + max(self._rules.max_age_seconds, idle_seconds),
+            "exp": iat + max(self.rules.max_age_seconds, idle_seconds),
         }
-        if data_token:
-            claims["dat"] = data_token
-        token = self._codec.encode(claims)
-        signed = await self._store.sign(
+        if new.data_token:
+            claims["dat"] = new.data_token
+        token = self.codec.encode(claims)
+        signed = await self.store.sign(
             user_id,
             session_id,
             idle_seconds=idle_seconds,
             exp=claims["exp"],
             data=data,
-            limit=self._limit,
+            limit=self.limit,
         )
         if signed.evicted:  # their schedule entries must not come due as expiries
-            layout = self._store.layout
-            self._unschedule([layout.session_key(user_id, v) for v in signed.evicted])
+            layout = self.store.layout
+            self.unschedule([layout.session_key(user_id, v) for v in signed.evicted])
         for victim in signed.evicted:
-            self._emit("destroyed", user_id, victim, reason="evicted")
-        self._emit("created", user_id, session_id)
+            self.emit("destroyed", user_id, victim, reason="evicted")
+        self.emit("created", user_id, session_id)
         return token
 
     async def verify(self, token: str, *, with_session: bool) -> Session:
         """Local signature check, then one ``PTTL`` (or touch.lua to slide or load)."""
-        claims = self._codec.decode(token)
+        claims = self.codec.decode(token)
         user_id: str = claims["sub"]
         session_id: str = claims["sid"]
-        if self._sliding or with_session:
-            flags = (TouchFlag.SLIDE if self._sliding else TouchFlag.NONE) | (
+        if self.sliding or with_session:
+            flags = (TouchFlag.SLIDE if self.sliding else TouchFlag.NONE) | (
                 TouchFlag.LOAD if with_session else TouchFlag.NONE
             )
-            alive = await self._store.touch(user_id, session_id, flags)
-        elif self._cache is not None:
-            alive = await self._cache.alive(user_id, session_id, claims["exp"])
+            alive = await self.store.touch(user_id, session_id, flags)
+        elif self.cache is not None:
+            alive = await self.cache.alive(user_id, session_id, claims["exp"])
         else:
-            alive = await self._store.alive(user_id, session_id)
+            alive = await self.store.alive(user_id, session_id)
         return self._session(claims, alive, with_session)
 
     async def extend(self, token: str) -> Session:
         """touch.lua with SLIDE and ANNOUNCE."""
-        claims = self._codec.decode(token)
+        claims = self.codec.decode(token)
         user_id, session_id = claims["sub"], claims["sid"]
-        alive = await self._store.touch(user_id, session_id, TouchFlag.SLIDE | TouchFlag.ANNOUNCE)
+        alive = await self.store.touch(user_id, session_id, TouchFlag.SLIDE | TouchFlag.ANNOUNCE)
         session = self._session(claims, alive, False)
-        self._emit("extended", user_id, session_id)
+        self.emit("extended", user_id, session_id)
         return session
 
     @staticmethod
@@ -168,7 +137,7 @@ class V1Sessions:
 
     async def destroy(self, token: str) -> bool:
         """destroy.lua for the token's session (an expired ``exp`` is accepted)."""
-        claims = self._codec.decode(token, verify_exp=False)
+        claims = self.codec.decode(token, verify_exp=False)
         return await self._end(claims["sub"], claims["sid"], "logout")
 
     async def revoke(self, user_id: str, session_id: str) -> bool:
@@ -178,48 +147,48 @@ class V1Sessions:
         return await self._end(user_id, session_id, "revoke")
 
     async def _end(self, user_id: str, session_id: str, reason: str) -> bool:
-        ended = await self._store.destroy(user_id, session_id, reason)
+        ended = await self.store.destroy(user_id, session_id, reason)
         if ended:
-            self._emit("destroyed", user_id, session_id, reason=reason)
+            self.emit("destroyed", user_id, session_id, reason=reason)
             await self._confirm_replicated(user_id)
         return ended
 
     async def _confirm_replicated(self, user_id: str) -> None:
         """With ``wait_replicas``, report an ending that replicas did not confirm in time."""
-        if not self._wait_replicas:
+        if not self.wait_replicas:
             return
         try:
-            confirmed = await self._store.wait_replicas(
-                user_id, self._wait_replicas, self._wait_timeout_ms
+            confirmed = await self.store.wait_replicas(
+                user_id, self.wait_replicas, self.wait_timeout_ms
             )
         except StoreError as exc:
             problem = f"could not WAIT for replicas ({exc})"
         else:
-            if confirmed >= self._wait_replicas:
+            if confirmed >= self.wait_replicas:
                 return
-            problem = f"{confirmed} of {self._wait_replicas} replicas confirmed it"
+            problem = f"{confirmed} of {self.wait_replicas} replicas confirmed it"
         message = (
             f"the session end of user {user_id!r} is done on the primary but {problem} "
-            f"within {self._wait_timeout_ms} ms: a failover now could bring the session back"
+            f"within {self.wait_timeout_ms} ms: a failover now could bring the session back"
         )
         logger.warning("%s", message)
-        self._emit("error", user_id, reason="wait_replicas", error=StoreError(message))
+        self.emit("error", user_id, reason="wait_replicas", error=StoreError(message))
 
     async def destroy_all(self, user_id: str) -> int:
         """destroy_all.lua: every session of the user, from the index."""
-        ended = await self._store.destroy_all(user_id)
+        ended = await self.store.destroy_all(user_id)
         if ended:
-            layout = self._store.layout
-            self._unschedule([layout.session_key(user_id, s) for s in ended])
+            layout = self.store.layout
+            self.unschedule([layout.session_key(user_id, s) for s in ended])
         for session_id in ended:
-            self._emit("destroyed", user_id, session_id, reason="destroy_all")
+            self.emit("destroyed", user_id, session_id, reason="destroy_all")
         if ended:
             await self._confirm_replicated(user_id)
         return len(ended)
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:
         """list.lua, newest first."""
-        rows = await self._store.list(user_id)
+        rows = await self.store.list(user_id)
         now = time.time()
         rows.sort(key=lambda row: (row.created_us, row.session_id), reverse=True)
         return [
@@ -237,4 +206,4 @@ class V1Sessions:
 
     async def count(self, user_id: str) -> int:
         """list.lua in count mode."""
-        return await self._store.count(user_id)
+        return await self.store.count(user_id)

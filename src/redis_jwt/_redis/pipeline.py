@@ -46,6 +46,7 @@ from redis import exceptions as rex
 from redis.asyncio import Redis
 
 from .._compat import checkout, untimed_reads
+from .._tasks import Supervisor
 from ..errors import StoreUnavailable
 from .scripts import Command, with_fallback
 
@@ -80,6 +81,7 @@ class AutoPipeline:
 
     Args:
         client: the data client (a ``redis.asyncio.Redis``).
+        tasks: the owner of the batches' tasks (they stop when it closes).
         run: awaits a Redis call within the store's deadline and translates
             its failures (``Store.run``); applied once per batch.
         translate: the store's translation of one error reply.
@@ -90,15 +92,15 @@ class AutoPipeline:
     def __init__(
         self,
         client: Redis,
+        tasks: Supervisor,
         run: Callable[[Awaitable[Any]], Awaitable[Any]],
         translate: Callable[[BaseException], BaseException],
     ) -> None:
         self._client = client
+        self._tasks = tasks
         self._run = run
         self._translate = translate
         self._pending: list[_Entry] = []
-        # Strong references: the event loop only keeps weak ones to tasks.
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         """Queue ``command`` for this pass's batch and return the future of its reply.
@@ -120,9 +122,7 @@ class AutoPipeline:
         if len(pending) == 1:
             # The task's first step runs after every callback already due in
             # this pass: whatever they submit joins the batch.
-            task = asyncio.get_running_loop().create_task(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._flush())
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []

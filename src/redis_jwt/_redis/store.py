@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from .._compat import close_sentinels
+from .._tasks import Supervisor
 from ..errors import StoreError, StoreUnavailable
 from .errors import translate
 from .pipeline import AutoPipeline, usable_with
@@ -46,6 +47,7 @@ class Store:
 
     Args:
         client: the data client.
+        tasks: the owner of the auto-pipeline's tasks.
         deadline_seconds: how long one call may take, retry included.
         on_failure: told (and must not raise) when Redis is unreachable or too slow.
     """
@@ -55,6 +57,7 @@ class Store:
     def __init__(
         self,
         client: AnyRedis,
+        tasks: Supervisor,
         *,
         deadline_seconds: float,
         on_failure: Callable[[StoreError], None],
@@ -64,7 +67,9 @@ class Store:
         self._on_failure = on_failure
         # Commands of one event-loop pass share a pipeline (see pipeline.py); a
         # cluster client gets direct calls instead (a pipeline would span nodes).
-        self._pipe = AutoPipeline(client, self.run, self.translate) if usable_with(client) else None
+        self._pipe = (
+            AutoPipeline(client, tasks, self.run, self.translate) if usable_with(client) else None
+        )
 
     @property
     def deadline_seconds(self) -> float:
