@@ -4,7 +4,7 @@ A plain ``verify`` asks Redis one thing: the session's ttl (``PTTL``). This
 cache remembers, per session key, until when the session is known to live,
 so a repeated ``verify`` of a live session costs no round trip. It is kept
 exact by Redis itself (server-assisted client-side caching, see
-``_tracking.py``): every change of a key under the prefix, made by any
+``_redis/tracking.py``): every change of a key under the prefix, made by any
 instance or any client (a ``destroy``, an ``extend`` elsewhere, a raw
 ``DEL``, an expiry, an eviction, a ``FLUSHALL``), is announced on the
 invalidation link and drops the entry.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from typing import Any, NamedTuple
 
-__all__ = ["Liveness", "NodeRow", "SessionRow", "Signed", "TouchFlag", "text"]
+__all__ = ["Liveness", "NodeRow", "SessionRow", "Signed", "TouchFlag", "liveness", "text"]
 
 
 class TouchFlag(enum.IntFlag):
