@@ -11,8 +11,6 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
-
 from ._backend import Emit, NewSession, SessionRules, utc
 from ._node_layout import (
     NodeTokenCodec,
@@ -25,7 +23,7 @@ from ._node_layout import (
 )
 from ._redis.node_store import NodeStore
 from ._redis.replies import Liveness, NodeRow, TouchFlag
-from ._redis.store import AnyRedis, Store
+from ._redis.store import AnyRedis, Store, is_cluster
 from .errors import ConfigurationError, SessionNotFound, StoreError
 from .keys import KeyRing
 from .models import Session, SessionInfo
@@ -77,7 +75,7 @@ def check_node_options(
 
 def check_node_client(client: AnyRedis) -> None:
     """Refuse a Redis Cluster client: the Node layout lives on one Redis."""
-    if isinstance(client, RedisCluster):
+    if is_cluster(client):
         raise ConfigurationError(
             "layout='redis-jwt' works on one Redis (standalone or Sentinel), like the Node "
             "package; use layout v1 on Redis Cluster"

@@ -24,7 +24,7 @@ from .errors import translate
 from .pipeline import AutoPipeline, usable_with
 from .scripts import SCRIPTS, Command, evalsha, with_fallback
 
-__all__ = ["AnyRedis", "Call", "Store"]
+__all__ = ["AnyRedis", "Call", "Store", "is_cluster"]
 
 logger = logging.getLogger("redis_jwt")
 
@@ -33,6 +33,11 @@ AnyRedis = Redis | RedisCluster
 
 #: One call of a batch: a script name (sent as EVALSHA) or a command, its keys, its arguments.
 Call = tuple[str, Sequence[str], Sequence[str | int]]
+
+
+def is_cluster(client: AnyRedis) -> bool:
+    """Whether ``client`` talks to a Redis Cluster."""
+    return isinstance(client, RedisCluster)
 
 
 def _command(call: Call) -> Command:
