@@ -95,13 +95,14 @@ class Sweeper:
             for key in keys:
                 parsed = self._layout.parse_session_key(key)
                 if parsed is None:  # not a key of this layout: drop the entry silently
-                    settle.setdefault(bucket, []).append((key, "", "", -2))
+                    settle.setdefault(bucket, []).append(SettleRow(key, "", "", None))
                 else:
                     looked.append((bucket, key, *parsed))
-        lefts = await self._schedule.inspect([row[1:] for row in looked])
-        for (bucket, key, user_id, session_id), left in zip(looked, lefts, strict=True):
-            if left is not None:  # unknown (node failed): the entry comes due again
-                settle.setdefault(bucket, []).append((key, user_id, session_id, left))
+        found = await self._schedule.inspect([row[1:] for row in looked])
+        for (bucket, key, user_id, session_id), seen in zip(looked, found, strict=True):
+            if seen.known:  # unknown (node failed): the entry comes due again
+                row = SettleRow(key, user_id, session_id, seen.left_ms)
+                settle.setdefault(bucket, []).append(row)
         reported = await self._schedule.settle(settle, EXPIRY_LOG_MS) if settle else []
         for key in reported:
             parsed = self._layout.parse_session_key(key)

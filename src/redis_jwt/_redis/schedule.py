@@ -13,19 +13,35 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from .._layout import Layout
 from .replies import text
 from .store import Call, Store
 from .v1_store import SCHEDULE_HORIZON_MS
 
-__all__ = ["Schedule", "SettleRow"]
+__all__ = ["Inspection", "Schedule", "SettleRow"]
 
 logger = logging.getLogger("redis_jwt.events")
 
-#: What the sweeper tells ``settle.lua`` about one entry:
-#: (session key, user id, session id, ms left or -2 when ended).
-SettleRow = tuple[str, str, str, int]
+
+class SettleRow(NamedTuple):
+    """What the sweeper tells ``settle.lua`` about one schedule entry."""
+
+    session_key: str
+    user_id: str
+    session_id: str
+    #: Time left; None when the session ended (or the key is none of this layout's).
+    left_ms: int | None
+
+
+class Inspection(NamedTuple):
+    """What ``inspect.lua`` found about one session."""
+
+    #: False when its node failed: the entry comes due again after its lease.
+    known: bool
+    #: Time left; None when the session ended.
+    left_ms: int | None
 
 
 class Schedule:
@@ -83,14 +99,17 @@ class Schedule:
             raise self._store.translate(failed)
         return claimed
 
-    async def inspect(self, sessions: Sequence[tuple[str, str, str]]) -> list[int | None]:
-        """Per (session key, user id, session id): ms left, -2 when ended, None if unknown."""
+    async def inspect(self, sessions: Sequence[tuple[str, str, str]]) -> list[Inspection]:
+        """Look at each (session key, user id, session id) in its user's slot."""
         calls: list[Call] = [
             ("inspect", (key, self._layout.index_key(user_id)), (session_id,))
             for key, user_id, session_id in sessions
         ]
         replies = await self._store.run(self._store.batch(calls))
-        return [None if isinstance(r, Exception) else int(r) for r in replies]
+        return [
+            Inspection(False, None) if isinstance(r, Exception) else _inspection(int(r))
+            for r in replies
+        ]
 
     async def settle(self, entries: dict[int, list[SettleRow]], keep_ms: int) -> list[str]:
         """Reschedule live entries, log and announce ended ones; return the keys reported."""
@@ -104,7 +123,9 @@ class Schedule:
                 SCHEDULE_HORIZON_MS,
             ]
             for row in rows:
-                args.extend(row)
+                # settle.lua's wire form: -2 for an ended session, as PTTL says it.
+                left = -2 if row.left_ms is None else row.left_ms
+                args.extend((row.session_key, row.user_id, row.session_id, left))
             keys = (self._layout.schedule_key(bucket), self._layout.expiry_log_key(bucket))
             calls.append(("settle", keys, args))
         replies = await store.run(store.batch(calls))
@@ -128,3 +149,7 @@ class Schedule:
         ]
         replies = await self._store.run(self._store.batch(calls, required=len(calls)))
         return [text(v) for reply in replies for v in reply]
+
+
+def _inspection(left_ms: int) -> Inspection:
+    return Inspection(True, None if left_ms == -2 else left_ms)
