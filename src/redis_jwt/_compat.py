@@ -13,9 +13,8 @@ pydantic 2.6.4 - 2.14.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import jwt
@@ -49,26 +48,33 @@ NAMED_CHECKOUT = (
 )
 
 
-async def checkout(pool: Any) -> Any:
+def checkout(pool: Any) -> Awaitable[Any]:
     """Check a connection out of a redis-py async pool (redis-py 5.2 - 8.x)."""
     if NAMED_CHECKOUT:
-        return await pool.get_connection("PIPELINE")
-    return await pool.get_connection()
+        return pool.get_connection("PIPELINE")  # type: ignore[no-any-return]
+    return pool.get_connection()  # type: ignore[no-any-return]
 
 
-@contextlib.contextmanager
-def untimed_reads(conn: Any) -> Iterator[None]:
+class untimed_reads:  # noqa: N801 - used like a function: ``with untimed_reads(conn):``
     """Read replies without redis-py's per-read timeout (redis-py 5.2 - 8.x).
 
     redis-py wraps every ``read_response`` in a timeout of its own when the
     connection has a ``socket_timeout``; the caller's deadline bounds the whole
-    batch instead. The connection must be the caller's alone meanwhile.
+    batch instead. The connection must be the caller's alone meanwhile. (A
+    class, not a generator: it runs once per pipelined batch.)
     """
-    timeout, conn.socket_timeout = conn.socket_timeout, None
-    try:
-        yield
-    finally:
-        conn.socket_timeout = timeout
+
+    __slots__ = ("_conn", "_timeout")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._timeout = conn.socket_timeout
+
+    def __enter__(self) -> None:
+        self._conn.socket_timeout = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._conn.socket_timeout = self._timeout
 
 
 #: Keyword arguments a pool hands its connections that are internal to

@@ -10,7 +10,6 @@ filled directly (see :func:`redis_jwt._compat.direct_constructor`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from ._compat import direct_constructor
 from .models import Session
@@ -18,7 +17,8 @@ from .models import Session
 __all__ = ["new_session"]
 
 _AT = datetime(2025, 1, 1, tzinfo=UTC)
-_build = direct_constructor(
+#: Build a ``Session`` from the dict of every field's value (no validation).
+new_session = direct_constructor(
     Session,
     {
         "user_id": "u",
@@ -31,29 +31,3 @@ _build = direct_constructor(
         "claims": {"sub": "u"},
     },
 )
-
-
-def new_session(
-    *,
-    user_id: str,
-    session_id: str,
-    data_token: dict[str, Any],
-    data_session: dict[str, Any] | None,
-    issued_at: datetime,
-    expires_at: datetime,
-    ttl: int,
-    claims: dict[str, Any],
-) -> Session:
-    """Build a ``Session`` from values that need no validation (every field given)."""
-    return _build(
-        {
-            "user_id": user_id,
-            "session_id": session_id,
-            "data_token": data_token,
-            "data_session": data_session,
-            "issued_at": issued_at,
-            "expires_at": expires_at,
-            "ttl": ttl,
-            "claims": claims,
-        }
-    )

@@ -125,14 +125,16 @@ class V1Sessions:
         if ttl_ms is None or now + ttl_ms / 1000 > claims["exp"]:
             ttl_ms = max(0, int((claims["exp"] - now) * 1000))
         return new_session(
-            user_id=claims["sub"],
-            session_id=claims["sid"],
-            data_token=claims.get("dat") or {},
-            data_session=load_data(alive.data_json) if with_session else None,
-            issued_at=utc(claims["iat"]),
-            expires_at=utc(now + ttl_ms / 1000),
-            ttl=ttl_ms // 1000,
-            claims=claims,
+            {
+                "user_id": claims["sub"],
+                "session_id": claims["sid"],
+                "data_token": claims.get("dat") or {},
+                "data_session": load_data(alive.data_json) if with_session else None,
+                "issued_at": utc(claims["iat"]),
+                "expires_at": utc(now + ttl_ms / 1000),
+                "ttl": ttl_ms // 1000,
+                "claims": claims,
+            }
         )
 
     async def destroy(self, token: str) -> bool:

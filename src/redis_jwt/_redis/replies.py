@@ -67,9 +67,12 @@ def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_new_liveness = tuple.__new__  # NamedTuple's own __new__ costs a Python call per verify
+
+
 def liveness(pttl: Any, data: Any = None) -> Liveness | None:
     """Parse a ``PTTL``-like reply (``-2``: gone, ``-1``: no expiry) and optional data."""
     ms = int(pttl)
     if ms == -2:
         return None
-    return Liveness(None if ms < 0 else ms, None if data is None else text(data))
+    return _new_liveness(Liveness, (None if ms < 0 else ms, None if data is None else text(data)))

@@ -57,7 +57,7 @@ class Store:
         on_failure: told (and must not raise) when Redis is unreachable or too slow.
     """
 
-    __slots__ = ("_deadline", "_on_failure", "_pipe", "client")
+    __slots__ = ("_deadline", "_on_failure", "_pipe", "client", "command")
 
     def __init__(
         self,
@@ -74,6 +74,10 @@ class Store:
         # cluster client gets direct calls instead (a pipeline would span nodes).
         self._pipe = (
             AutoPipeline(client, tasks, self.run, self.translate) if usable_with(client) else None
+        )
+        #: Send one command (through the auto-pipeline when there is one); see :meth:`_command`.
+        self.command: Callable[[Command], Awaitable[Any]] = (
+            self._pipe.submit if self._pipe is not None else self._command
         )
 
     @property
@@ -118,10 +122,8 @@ class Store:
         """Run a script by SHA, through the auto-pipeline when there is one."""
         return self.command(evalsha(name, keys, args))
 
-    def command(self, command: Command) -> Awaitable[Any]:
-        """Send one command, through the auto-pipeline when there is one."""
-        if self._pipe is not None:
-            return self._pipe.submit(command)
+    def _command(self, command: Command) -> Awaitable[Any]:
+        """Send one command directly, within the deadline (no auto-pipeline)."""
         return self.run(self._direct(command))
 
     def send(self, command: Command) -> bool:
