@@ -27,7 +27,7 @@ import time
 
 from ._feed import SessionFeed
 from ._layout import Layout
-from ._redis.links import RestartBackoff
+from ._redis.links import until_done
 from ._redis.listener import Listener
 from ._redis.schedule import Schedule
 from ._redis.store import AnyRedis, Store
@@ -200,16 +200,12 @@ class Lifecycle:
             await self._reconnect()
 
     async def _reconnect(self) -> None:
-        backoff = RestartBackoff(0.1)
-        failures = 1  # the failure that brought us here: wait before the first try
-        while not self._tasks.closed and not self._data_ok:
-            failures += 1
-            await asyncio.sleep(backoff.compute(failures))
-            try:
+        async def attempt() -> None:
+            if not self._data_ok:  # the listener may have found Redis back first
                 await self.store.load_scripts()
-            except StoreError:
-                continue
-            self._set(data=True)
+
+        await until_done(attempt, failures=(StoreError,), first_seconds=0.1)
+        self._set(data=True)
 
     # -- the listener --------------------------------------------------------
 

@@ -10,6 +10,7 @@ from redis-py's ``Retry`` and a backoff value, not from a hand-written loop.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ __all__ = [
     "endpoints",
     "keep_up",
     "side_connection",
+    "until_done",
 ]
 
 logger = logging.getLogger("redis_jwt")
@@ -184,3 +186,23 @@ async def keep_up(
     except Exception:
         if not closed():
             raise
+
+
+async def until_done(
+    attempt: Callable[[], Awaitable[None]],
+    *,
+    failures: tuple[type[Exception], ...],
+    first_seconds: float,
+    cap_seconds: float = MAX_BACKOFF_SECONDS,
+) -> None:
+    """Wait ``first_seconds``, then call ``attempt`` until it succeeds, pausing
+    ``2 * first_seconds``, ``4 * first_seconds``... (at most ``cap_seconds``) after each
+    failure of the kinds ``failures``; anything else is raised."""
+
+    async def nothing(_exc: Exception) -> None:
+        return None
+
+    await asyncio.sleep(first_seconds)
+    kinds: Any = failures  # redis-py's stubs expect Redis errors only
+    retry = Retry(ExponentialBackoff(cap=cap_seconds, base=first_seconds), -1, kinds)
+    await retry.call_with_retry(attempt, nothing)
