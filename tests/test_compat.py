@@ -146,12 +146,17 @@ def test_a_cluster_client_has_a_nodes_manager_that_reinitialises() -> None:
 
 async def test_a_sentinel_client_pool_holds_its_sentinels() -> None:
     """redis-py 5.2.1 - 8.x: ``Sentinel.master_for`` pools keep the ``Sentinel`` as
-    ``sentinel_manager``, which closing the client leaves open."""
+    ``sentinel_manager``, which closing the client leaves open (``Sentinel.aclose``
+    from redis-py 6; its ``sentinels`` clients before)."""
     redis_py()
     sentinel = Sentinel([("127.0.0.1", 1)])  # type: ignore[no-untyped-call]
     client = sentinel.master_for("service")
     assert getattr(client.connection_pool, "sentinel_manager", None) is sentinel
-    assert inspect.iscoroutinefunction(sentinel.aclose)
+    if _version(redis.__version__) >= (6,):
+        assert inspect.iscoroutinefunction(sentinel.aclose)
+    else:  # 5.2 has no Sentinel.aclose: its clients are closed one by one
+        assert all(isinstance(s, Redis) for s in sentinel.sentinels)
+        assert len(sentinel.sentinels) == 1
     await _compat.close_sentinels(client)  # nothing was opened: a no-op that must not fail
     await _compat.close_sentinels(object())
 

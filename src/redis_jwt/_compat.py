@@ -124,8 +124,14 @@ async def close_sentinels(client: object) -> None:
     """
     pool = getattr(client, "connection_pool", None)
     sentinels = getattr(pool, "sentinel_manager", None)
-    if sentinels is not None:
+    if sentinels is None:
+        return
+    if hasattr(sentinels, "aclose"):  # redis-py 6.x - 8.x
         await sentinels.aclose()
+        return
+    # redis-py 5.2: no Sentinel.aclose; its sentinel clients are in ``sentinels``.
+    for sentinel in sentinels.sentinels:
+        await sentinel.aclose()
 
 
 # -- PyJWT -----------------------------------------------------------------

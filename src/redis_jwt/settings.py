@@ -56,11 +56,13 @@ class Settings(BaseSettings):
     @model_validator(mode="before")
     @classmethod
     def _former_names(cls, data: Any) -> Any:
-        # Settings(leeway_seconds=...) keeps working: the field's former name (only
-        # a keyword can bring it, and keywords win over the environment).
-        if isinstance(data, dict) and "leeway_seconds" in data:
+        # Settings(leeway_seconds=...) keeps working: the field's former name.
+        if isinstance(data, dict) and ("leeway" in data or "leeway_seconds" in data):
+            # The environment brings its values under the variable names: a keyword
+            # (by field name) wins over them, whatever pydantic's alias priority.
             data = {k: v for k, v in data.items() if not k.upper().startswith("REDIS_JWT_LEEWAY")}
-            data["leeway"] = data.pop("leeway_seconds")
+            if "leeway_seconds" in data:
+                data["leeway"] = data.pop("leeway_seconds")
         return data
 
     issuer: str | None = None
