@@ -96,7 +96,10 @@ class Schedule:
             elif reply:
                 claimed[bucket] = [text(v) for v in reply]
         if failed is not None and not claimed and all(isinstance(r, Exception) for r in replies):
-            raise self._store.translate(failed)
+            error = self._store.translate(failed)
+            if error is failed:
+                raise failed
+            raise error from failed
         return claimed
 
     async def inspect(self, sessions: Sequence[tuple[str, str, str]]) -> list[Inspection]:
