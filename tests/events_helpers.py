@@ -10,7 +10,7 @@ from collections.abc import Callable
 from redis.asyncio.client import PubSub
 
 from redis_jwt import Event, RedisJWT
-from redis_jwt._store import AnyRedis
+from redis_jwt._redis.store import AnyRedis
 
 
 class Recorder:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from redis_jwt import RedisJWT, errors
-from redis_jwt._listener import TOPOLOGY_CHECK_SECONDS
+from redis_jwt._redis.listener import TOPOLOGY_CHECK_SECONDS
 from redis_jwt.starlette import RedisJWTMiddleware
 from redis_jwt.testing import RedisClusterSet, RedisSentinelSet, RedisServer, default_redis_server
 

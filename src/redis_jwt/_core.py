@@ -1,49 +1,43 @@
-"""``RedisJWT``: sign, verify, extend, destroy, list and limit sessions."""
+"""``RedisJWT``: sign, verify, extend, destroy, list and limit sessions.
+
+The facade: it checks the options (``_options.py``), builds the Redis
+boundary (``_redis/``), the lifecycle and one session backend for the chosen
+layout (``_backend.py``), and hands every call to that backend. See
+docs/architecture.md.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import time
+import enum
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal, Self
 
-from ._connect import client_from_url
-from ._duration import Duration, parse_duration
-from ._fast_session import new_session
-from ._layout import Layout, check_user_id, is_session_id, new_session_id
-from ._lifecycle import wire_events
-from ._local_cache import LocalCache
-from ._node_sessions import NodeSessions, check_node_options
-from ._store import ANNOUNCE, LOAD, SLIDE, AnyRedis, Store
-from ._tokens import TokenCodec, dumps
-from .errors import ConfigurationError, SessionNotFound, StoreError
+from ._assembly import build_backend
+from ._backend import NewSession, SessionBackend, check_data
+from ._duration import Duration
+from ._layout import Layout
+from ._lifecycle import Lifecycle
+from ._options import Options, options_from_settings
+from ._redis.connect import client_from_url
+from ._redis.store import AnyRedis
+from ._tasks import Supervisor
+from .errors import ConfigurationError
 from .events import EventBus
-from .keys import Key, KeyRing, as_key_ring
-from .models import Event, EventKind, Session, SessionInfo
+from .keys import Key, KeyRing
+from .models import Session, SessionInfo
 from .settings import Settings
 
 __all__ = ["RedisJWT"]
 
-logger = logging.getLogger("redis_jwt")
 
-# Per-call ttls may exceed max_age (they then become the cap) up to this much.
-_TTL_CEILING = 366 * 86400
+class State(enum.Enum):
+    """Where a ``RedisJWT`` is in its life: new -> open -> closed (never reopened)."""
 
-
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
-
-
-def _check_data(value: object, name: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{name} must be a dict (JSON object), not {type(value).__name__}")
-    return dict(value)
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class RedisJWT:
@@ -124,148 +118,70 @@ class RedisJWT:
         wait_replicas: int = 0,
         wait_timeout_seconds: float = 0.1,
     ) -> None:
-        if (secret is None) == (keys is None):
-            raise ConfigurationError("pass exactly one of secret= or keys=")
-        ring = as_key_ring(keys) if keys is not None else KeyRing.from_secret(secret, algorithm)
-        if layout not in ("v1", "redis-jwt"):
-            raise ConfigurationError(f"layout must be 'v1' or 'redis-jwt', got {layout!r}")
-        if redis is not None and redis_url is not None:
-            raise ConfigurationError("pass redis_url= or redis=, not both")
-        self._ttl = parse_duration(ttl, name="ttl")
-        self._max_age = parse_duration(max_age, name="max_age")
-        self._ttl_ceiling = max(self._max_age, self._ttl, _TTL_CEILING)
-        if max_sessions is not None and (
-            isinstance(max_sessions, bool) or not isinstance(max_sessions, int) or max_sessions < 1
-        ):
-            raise ConfigurationError(f"max_sessions must be a positive int, got {max_sessions!r}")
-        if not multiple and max_sessions not in (None, 1):
-            raise ConfigurationError("multiple=False means max_sessions=1; pass one or the other")
-        self._limit = 1 if not multiple else (max_sessions or 0)
-        if not 0 < timeout_seconds <= 60 or not 0 <= retries <= 10:
-            raise ConfigurationError("timeout_seconds must be in (0, 60] and retries in [0, 10]")
-        if (
-            isinstance(wait_replicas, bool)
-            or not isinstance(wait_replicas, int)
-            or not 0 <= wait_replicas <= 100
-            or not 0 < wait_timeout_seconds <= 10
-        ):
-            raise ConfigurationError(
-                "wait_replicas must be an int in [0, 100] and wait_timeout_seconds in (0, 10]"
-            )
-        if wait_replicas and layout != "v1":
-            raise ConfigurationError("wait_replicas needs layout v1")
-        self._wait_replicas = wait_replicas
-        self._wait_timeout_ms = max(1, round(wait_timeout_seconds * 1000))
-        if isinstance(leeway, int | float) and not isinstance(leeway, bool) and leeway >= 0:
-            leeway_seconds = float(leeway)
-        else:
-            leeway_seconds = parse_duration(leeway, name="leeway")
-        self.sliding = bool(sliding)
-        self.kea = bool(kea)
-        self.layout = Layout(prefix)
-        self._codec = TokenCodec(
-            ring,
-            lifetime_limit_seconds=self._ttl_ceiling,
-            leeway_seconds=leeway_seconds,
+        resolved = Options(
+            secret=secret,
+            keys=keys,
+            layout=layout,
+            redis_url=redis_url,
+            redis=redis,
+            ttl=ttl,
+            max_age=max_age,
+            sliding=sliding,
+            multiple=multiple,
+            max_sessions=max_sessions,
+            prefix=prefix,
+            kea=kea,
+            listen=listen,
+            leeway=leeway,
             issuer=issuer,
             audience=audience,
-            max_token_bytes=max_token_bytes,
-        )
-        self._keys = ring
-        self._owns_client = redis is None
-        client = redis or client_from_url(
-            redis_url or "redis://127.0.0.1:6379/0",
+            algorithm=algorithm,
             timeout_seconds=timeout_seconds,
             retries=retries,
+            max_token_bytes=max_token_bytes,
+            local_cache=local_cache,
+            wait_replicas=wait_replicas,
+            wait_timeout_seconds=wait_timeout_seconds,
+        ).check()
+        options = resolved.options
+        self.sliding = bool(options.sliding)
+        self.kea = bool(options.kea)
+        self.layout = Layout(options.prefix)
+        self._keys = resolved.keys
+        self._rules = resolved.rules
+        self._owns_client = options.redis is None
+        client = options.redis or client_from_url(
+            options.redis_url or "redis://127.0.0.1:6379/0",
+            timeout_seconds=options.timeout_seconds,
+            retries=options.retries,
         )
-        self._store = Store(client, self.layout, deadline_seconds=timeout_seconds * (retries + 1))
         #: The event bus: ``auth.events.on("destroyed", handler)``.
         self.events = EventBus()
-        # layout="redis-jwt": every session call goes to the Node-compatible implementation.
-        self._node: NodeSessions | None = None
-        if layout == "redis-jwt":
-            check_node_options(
-                keys=ring,
-                client=client,
-                max_sessions=max_sessions,
-                multiple=multiple,
-                kea=kea,
-                issuer=issuer,
-                audience=audience,
-            )
-            self._node = NodeSessions(
-                self._store,
-                ring,
-                ttl_seconds=self._ttl,
-                max_age_seconds=self._max_age,
-                ttl_ceiling_seconds=self._ttl_ceiling,
-                sliding=self.sliding,
-                multiple=multiple,
-                leeway_seconds=leeway_seconds,
-                max_token_bytes=max_token_bytes,
-                emit=self._emit,
-            )
-        listening = bool(listen) or self.kea
-        if listening and layout != "v1":
-            raise ConfigurationError(
-                "listen=True and kea=True need layout v1: layout='redis-jwt' has no events "
-                "channel nor expiry schedule"
-            )
-        self._feed, self._life = wire_events(
-            self._store, self.events, self._emit, client, listen=listening, kea=self.kea
+        self._tasks = Supervisor()
+        self._life = Lifecycle(
+            client,
+            self.layout,
+            self.events,
+            tasks=self._tasks,
+            deadline_seconds=options.timeout_seconds * (options.retries + 1),
+            listen=resolved.listening,
+            kea=self.kea,
         )
-        if local_cache and layout != "v1":
-            raise ConfigurationError("local_cache=True needs layout v1")
-        self._cache: LocalCache | None = None
-        if local_cache:
-            self._cache = LocalCache(self._store, client, timeout_seconds=timeout_seconds)
-        self._state: str = "new"  # new -> open -> closed
+        self._backend: SessionBackend
+        self._backend, self._cache = build_backend(resolved, self._life, client, self.layout)
+        self._state = State.NEW
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> RedisJWT:
         """Build from :class:`~redis_jwt.Settings` (``REDIS_JWT_*`` variables) and overrides."""
-        s = settings if settings is not None else Settings()
-        options: dict[str, Any] = {
-            "secret": s.secret.get_secret_value() if s.secret is not None else None,
-            "redis_url": s.redis_url,
-            "ttl": s.ttl,
-            "max_age": s.max_age,
-            "sliding": s.sliding,
-            "multiple": s.multiple,
-            "max_sessions": s.max_sessions,
-            "prefix": s.prefix,
-            "kea": s.kea,
-            "listen": s.listen,
-            "leeway": s.leeway_seconds,
-            "issuer": s.issuer,
-            "audience": s.audience,
-            "algorithm": s.algorithm,
-            "timeout_seconds": s.timeout_seconds,
-            "retries": s.retries,
-            "max_token_bytes": s.max_token_bytes,
-            "local_cache": s.local_cache,
-            "wait_replicas": s.wait_replicas,
-            "wait_timeout_seconds": s.wait_timeout_seconds,
-        }
-        if s.keys is not None:
-            if s.secret is not None:
-                raise ConfigurationError("set REDIS_JWT_SECRET or REDIS_JWT_KEYS, not both")
-            options["keys"] = KeyRing.from_jwks(s.keys.get_secret_value(), signing=s.signing_kid)
-        if s.layout != "v1":
-            options["layout"] = s.layout
-        options.update(overrides)
-        if options.get("redis") is not None:
-            options.pop("redis_url")
-        if options.get("keys") is not None:
-            options.pop("secret")
-        return cls(**options)
+        return cls(**options_from_settings(settings or Settings(), overrides))
 
     # -- lifecycle ---------------------------------------------------------
 
     @property
     def redis(self) -> AnyRedis:
         """The ``redis.asyncio`` client, for commands of your own."""
-        return self._store.client
+        return self._life.store.client
 
     @property
     def keys(self) -> KeyRing:
@@ -290,31 +206,32 @@ class RedisJWT:
         background task keeps trying; calls meanwhile raise
         :class:`~redis_jwt.errors.StoreUnavailable`.
         """
-        if self._state == "closed":
+        if self._state is State.CLOSED:
             raise ConfigurationError("this RedisJWT was closed; create a new one")
-        if self._state == "open":
+        if self._state is State.OPEN:
             return
-        self._state = "open"
+        self._state = State.OPEN
         await self._life.open()
         if self._cache is not None:
             await self._cache.open()
 
     async def aclose(self) -> None:
         """Stop background work and close the client if this object built it; idempotent."""
-        if self._state == "closed":
+        if self._state is State.CLOSED:
             return
-        self._state = "closed"
+        self._state = State.CLOSED
         # Shielded: a cancelled shutdown must still release connections.
         await asyncio.shield(self._shutdown())
 
     async def _shutdown(self) -> None:
+        # The one place where everything stops: every background task (the
+        # supervisor's), the cache, the bus's handlers, then the client.
         await self._life.aclose()
         if self._cache is not None:
             await self._cache.aclose()
-        self._feed.close()
         await self.events.aclose()
         if self._owns_client:
-            await self._store.aclose()
+            await self._life.store.aclose()
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -329,32 +246,8 @@ class RedisJWT:
         await self.aclose()
 
     def _check_open(self) -> None:
-        if self._state == "closed":
+        if self._state is State.CLOSED:
             raise ConfigurationError("this RedisJWT was closed; create a new one")
-
-    def _emit(
-        self,
-        kind: EventKind,
-        user_id: str | None = None,
-        session_id: str | None = None,
-        *,
-        reason: str | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        if user_id is not None and session_id is not None:
-            # Session events: deduplicated against the listener's (see _feed.py).
-            self._feed.local(kind, user_id, session_id, reason)
-        elif self.events.has_listeners:
-            self.events.emit(
-                Event(
-                    kind=kind,
-                    user_id=user_id,
-                    session_id=session_id,
-                    at=datetime.now(UTC),
-                    reason=reason,
-                    error=error,
-                )
-            )
 
     # -- sessions ----------------------------------------------------------
 
@@ -383,43 +276,15 @@ class RedisJWT:
             StoreError: when Redis fails; no token is returned.
         """
         self._check_open()
-        if self._node is not None:
-            return await self._node.sign(
-                user_id, ttl=ttl, data_token=data_token, data_session=data_session
-            )
-        user_id = check_user_id(user_id)
-        idle = self._ttl if ttl is None else parse_duration(ttl, name="ttl")
-        if idle > self._ttl_ceiling:
-            raise ConfigurationError(
-                f"ttl={ttl!r} is longer than the longest allowed lifetime "
-                f"({self._ttl_ceiling} s); raise max_age to allow it"
-            )
-        public = _check_data(data_token, "data_token")
-        private = _check_data(data_session, "data_session")
-        try:
-            data = "" if private is None else dumps(private)
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"data_session must be JSON-serialisable: {exc}") from exc
-        iat = int(time.time())
-        session_id = new_session_id()
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "sid": session_id,
-            "iat": iat,
-            "exp": iat + max(self._max_age, idle),
-        }
-        if public:
-            claims["dat"] = public
-        token = self._codec.encode(claims)
-        _created, _ttl_ms, evicted = await self._store.sign(
-            user_id, session_id, idle_seconds=idle, exp=claims["exp"], data=data, limit=self._limit
+        backend = self._backend
+        user_id = backend.check_user_id(user_id)
+        new = NewSession(
+            user_id,
+            self._rules.idle_seconds(ttl),
+            check_data(data_token, "data_token"),
+            check_data(data_session, "data_session"),
         )
-        if evicted:  # their schedule entries must not come due as expiries
-            self._life.unscheduler.add([self.layout.session_key(user_id, v) for v in evicted])
-        for victim in evicted:
-            self._emit("destroyed", user_id, victim, reason="evicted")
-        self._emit("created", user_id, session_id)
-        return token
+        return await backend.sign(new)
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check ``token`` and that its session is alive: one Redis round trip.
@@ -437,20 +302,7 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
-        if self._node is not None:
-            return await self._node.verify(token, with_session=with_session)
-        claims = self._codec.decode(token)
-        user_id: str = claims["sub"]
-        session_id: str = claims["sid"]
-        data: str | None = None
-        if self.sliding or with_session:
-            flags = (SLIDE if self.sliding else 0) | (LOAD if with_session else 0)
-            pttl, data = await self._store.touch(user_id, session_id, flags)
-        elif self._cache is not None:
-            pttl = await self._cache.pttl(user_id, session_id, claims["exp"])
-        else:
-            pttl = await self._store.pttl(user_id, session_id)
-        return self._session(claims, pttl, data, with_session)
+        return await self._backend.verify(token, with_session=with_session)
 
     async def extend(self, token: str) -> Session:
         """Reset the session's idle ttl (never past its ``max_age``) and return it.
@@ -460,48 +312,7 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
-        if self._node is not None:
-            return await self._node.extend(token)
-        claims = self._codec.decode(token)
-        user_id, session_id = claims["sub"], claims["sid"]
-        pttl, _ = await self._store.touch(user_id, session_id, SLIDE | ANNOUNCE)
-        session = self._session(claims, pttl, None, False)
-        self._emit("extended", user_id, session_id)
-        return session
-
-    def _session(
-        self, claims: dict[str, Any], pttl: int, data: str | None, with_session: bool
-    ) -> Session:
-        if pttl == -2:
-            raise SessionNotFound("the session has ended; log in again")
-        now = time.time()
-        # A key that lost its expiry outside the library, or a Redis clock a
-        # little ahead of ours: the JWT exp is the hard end either way.
-        if pttl < 0 or now + pttl / 1000 > claims["exp"]:
-            pttl = max(0, int((claims["exp"] - now) * 1000))
-        session_data: dict[str, Any] | None = None
-        if with_session:
-            session_data = self._load_data(data)
-        return new_session(
-            user_id=claims["sub"],
-            session_id=claims["sid"],
-            data_token=claims.get("dat") or {},
-            data_session=session_data,
-            issued_at=_utc(claims["iat"]),
-            expires_at=_utc(now + pttl / 1000),
-            ttl=pttl // 1000,
-            claims=claims,
-        )
-
-    @staticmethod
-    def _load_data(data: str | None) -> dict[str, Any]:
-        if not data:
-            return {}
-        try:
-            value = json.loads(data)
-        except ValueError as exc:
-            raise StoreError("the stored session data is not JSON") from exc
-        return value if isinstance(value, dict) else {}
+        return await self._backend.extend(token)
 
     async def destroy(self, token: str) -> bool:
         """Log out the token's session; return whether it was alive.
@@ -514,98 +325,38 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
-        if self._node is not None:
-            return await self._node.destroy(token)
-        claims = self._codec.decode(token, verify_exp=False)
-        return await self._end(claims["sub"], claims["sid"], "logout")
+        return await self._backend.destroy(token)
 
     async def revoke(self, user_id: str, session_id: str) -> bool:
         """End one session of ``user_id`` by id ("log out that device"); True if it was alive."""
         self._check_open()
-        if self._node is not None:
-            return await self._node.revoke(user_id, session_id)
-        user_id = check_user_id(user_id)
-        if not is_session_id(session_id):
-            return False
-        return await self._end(user_id, session_id, "revoke")
-
-    async def _end(self, user_id: str, session_id: str, reason: str) -> bool:
-        ended = await self._store.destroy(user_id, session_id, reason)
-        if ended:
-            self._emit("destroyed", user_id, session_id, reason=reason)
-            await self._confirm_replicated(user_id)
-        return ended
-
-    async def _confirm_replicated(self, user_id: str) -> None:
-        """With ``wait_replicas``, report an ending that replicas did not confirm in time."""
-        if not self._wait_replicas:
-            return
-        try:
-            confirmed = await self._store.wait_replicas(
-                user_id, self._wait_replicas, self._wait_timeout_ms
-            )
-        except StoreError as exc:
-            problem = f"could not WAIT for replicas ({exc})"
-        else:
-            if confirmed >= self._wait_replicas:
-                return
-            problem = f"{confirmed} of {self._wait_replicas} replicas confirmed it"
-        message = (
-            f"the session end of user {user_id!r} is done on the primary but {problem} "
-            f"within {self._wait_timeout_ms} ms: a failover now could bring the session back"
-        )
-        logger.warning("%s", message)
-        self._emit("error", user_id, reason="wait_replicas", error=StoreError(message))
+        backend = self._backend
+        return await backend.revoke(backend.check_user_id(user_id), session_id)
 
     async def destroy_all(self, user_id: str) -> int:
         """Log ``user_id`` out everywhere; return how many sessions ended."""
         self._check_open()
-        if self._node is not None:
-            return await self._node.destroy_all(user_id)
-        ended = await self._store.destroy_all(check_user_id(user_id))
-        if ended:
-            self._life.unscheduler.add([self.layout.session_key(user_id, s) for s in ended])
-        for session_id in ended:
-            self._emit("destroyed", user_id, session_id, reason="destroy_all")
-        if ended:
-            await self._confirm_replicated(user_id)
-        return len(ended)
+        backend = self._backend
+        return await backend.destroy_all(backend.check_user_id(user_id))
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:
         """List the live sessions of ``user_id``, newest first (exact, no keyspace scan)."""
         self._check_open()
-        if self._node is not None:
-            return await self._node.sessions(user_id)
-        user_id = check_user_id(user_id)
-        rows = await self._store.list(user_id)
-        now = time.time()
-        rows.sort(key=lambda row: (row[2], row[0]), reverse=True)
-        return [
-            SessionInfo.model_construct(
-                user_id=user_id,
-                session_id=session_id,
-                issued_at=_utc(created / 1_000_000),
-                expires_at=_utc(now + max(pttl, 0) / 1000),
-                ttl=max(pttl, 0) // 1000,
-                idle_ttl=idle,
-                data_session=self._load_data(data),
-            )
-            for session_id, pttl, created, idle, data in rows
-        ]
+        backend = self._backend
+        return await backend.sessions(backend.check_user_id(user_id))
 
     async def count(self, user_id: str) -> int:
         """Return how many live sessions ``user_id`` has."""
         self._check_open()
-        if self._node is not None:
-            return await self._node.count(user_id)
-        return await self._store.count(check_user_id(user_id))
+        backend = self._backend
+        return await backend.count(backend.check_user_id(user_id))
 
     async def ping(self) -> bool:
         """Return True when Redis answers; raise :class:`~redis_jwt.errors.StoreError` otherwise."""
         self._check_open()
-        return await self._store.ping()
+        return await self._life.store.ping()
 
     async def info(self, section: str | None = None) -> dict[str, Any]:
         """Return Redis ``INFO`` (optionally one section) as a dict."""
         self._check_open()
-        return await self._store.info(section)
+        return await self._life.store.info(section)

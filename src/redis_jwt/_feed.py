@@ -62,19 +62,28 @@ class SessionFeed:
         bus: EventBus,
         layout: Layout,
         origin: str,
+        *,
+        listening: bool,
         on_external: Callable[[str], None] | None = None,
     ) -> None:
         self._bus = bus
         self._layout = layout
         self._prefix = layout.prefix.encode()
         self._origin = origin
-        self.on_external = on_external
+        self._on_external = on_external
         #: Whether a listener feeds this instance too (then endings are deduplicated).
-        self.listening = False
+        self.listening = listening
         self._ended: dict[str, float] = {}
         self._held: dict[str, asyncio.TimerHandle] = {}
 
-    def _emit(self, kind: EventKind, user_id: str, session_id: str, reason: str | None) -> None:
+    def _emit(
+        self,
+        kind: EventKind,
+        user_id: str | None,
+        session_id: str | None,
+        reason: str | None,
+        error: BaseException | None = None,
+    ) -> None:
         self._bus.emit(
             Event.model_construct(
                 kind=kind,
@@ -82,9 +91,24 @@ class SessionFeed:
                 session_id=session_id,
                 at=datetime.now(UTC),
                 reason=reason,
-                error=None,
+                error=error,
             )
         )
+
+    def emit(
+        self,
+        kind: EventKind,
+        user_id: str | None = None,
+        session_id: str | None = None,
+        *,
+        reason: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Any event of this instance: session events go through :meth:`local`."""
+        if user_id is not None and session_id is not None:
+            self.local(kind, user_id, session_id, reason)
+        elif self._bus.has_listeners:
+            self._emit(kind, user_id, session_id, reason, error)
 
     def _first_end(self, session_id: str) -> bool:
         """Record that ``session_id`` ended; False if it was already recorded."""
@@ -166,8 +190,8 @@ class SessionFeed:
         self._held.pop(session_id, None)
         if self._first_end(session_id):
             self._emit("destroyed", user_id, session_id, "external")
-            if self.on_external is not None:
-                self.on_external(key)
+            if self._on_external is not None:
+                self._on_external(key)
 
     def replayed(self, session_key: str) -> None:
         """An expiry read back from the expiry log after the listener was away."""

@@ -99,6 +99,14 @@ class Layout:
         """Return the key of one session."""
         return f"{self.prefix}:{{{escape_user_id(user_id)}}}:s:{session_id}"
 
+    def session_prefix(self, user_id: str) -> str:
+        """Return ``<prefix>:{<escaped user id>}:s:``, the start of the user's session keys."""
+        return f"{self.prefix}:{{{escape_user_id(user_id)}}}:s:"
+
+    def marker_key(self, user_id: str) -> str:
+        """Return the key of the short-lived marker written in the user's slot before ``WAIT``."""
+        return f"{self.prefix}:{{{escape_user_id(user_id)}}}:w"
+
     def index_key(self, user_id: str) -> str:
         """Return the key of the user's session index."""
         return f"{self.prefix}:{{{escape_user_id(user_id)}}}:i"

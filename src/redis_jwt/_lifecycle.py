@@ -20,114 +20,112 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import logging
 import secrets
 import time
-from collections.abc import Callable
 
 from ._feed import SessionFeed
-from ._listener import Listener
-from ._schedule import Schedule
-from ._store import AnyRedis, Store
+from ._layout import Layout
+from ._redis.links import until_done
+from ._redis.listener import Listener
+from ._redis.schedule import Schedule
+from ._redis.store import AnyRedis, Store
 from ._sweeper import Sweeper, Unscheduler
-from ._tasks import stop
+from ._tasks import Supervisor
 from .errors import ConfigurationError, StoreError
 from .events import EventBus
 from .models import EventKind
 
-__all__ = ["Lifecycle", "wire_events"]
+__all__ = ["Announced", "Lifecycle"]
 
 logger = logging.getLogger("redis_jwt")
 
 #: Margin (s) taken before the last message a listener received when replaying expiries.
 REPLAY_MARGIN_SECONDS = 2.0
-_MAX_BACKOFF_SECONDS = 2.0
-
-Emit = Callable[..., None]
 
 
-def wire_events(
-    store: Store, bus: EventBus, emit: Emit, client: AnyRedis, *, listen: bool, kea: bool
-) -> tuple[SessionFeed, Lifecycle]:
-    """Build the session feed and the lifecycle (with listener and sweeper when ``listen``)."""
-    # Tells this instance's notices from the others' (see _feed.py).
-    store.origin = secrets.token_urlsafe(9)
-    store.scheduling = listen
-    schedule = Schedule(store)
-    feed = SessionFeed(bus, store.layout, store.origin)
-    feed.listening = listen
-    life = Lifecycle(
-        store,
-        emit,
-        sweeper=Sweeper(schedule, feed) if listen else None,
-        schedule=schedule,
-        open_timeout_seconds=max(2.0, 2 * store.deadline_seconds),
-    )
-    if listen:
-        listener = Listener(
-            client,
-            feed,
-            channel=store.layout.channel,
-            kea=kea,
-            timeout_seconds=store.deadline_seconds,
-            on_up=life.listener_up,
-            on_down=life.listener_down,
-            on_config_refused=life.config_refused,
-        )
-        life.attach(listener)
-    if kea:
-        feed.on_external = lambda key: life.unscheduler.add([key])
-    return feed, life
+class Announced(enum.Enum):
+    """Which connection event the bus heard last (what the next change must say)."""
+
+    #: Nothing yet (just opened).
+    NOTHING = "nothing"
+    #: ``connected``, not yet ``ready`` (the listener is on its way).
+    CONNECTED = "connected"
+    #: ``ready``: everything is up.
+    READY = "ready"
+    #: ``disconnected``.
+    DOWN = "down"
+    #: ``connected`` again after a ``disconnected``, not yet ``ready``.
+    RECONNECTED = "reconnected"
 
 
 class Lifecycle:
-    """Connection state, background tasks and connection events.
+    """Connection state, the store, the listener and sweeper, and connection events.
 
     Args:
-        store: the store (its failures are reported here).
-        emit: ``emit(kind, reason=..., error=...)`` puts a connection event on the bus.
-        sweeper: the sweeper (with the listener), or None.
-        schedule: the expiry schedule.
-        open_timeout_seconds: how long :meth:`open` waits for the listener.
+        client: the data client.
+        layout: the v1 key names (the listener, the schedule).
+        bus: the event bus (every event goes through the feed built here).
+        tasks: the owner of every background task.
+        deadline_seconds: how long one Redis call may take, retry included.
+        listen: run the listener and the sweeper.
+        kea: also listen to keyspace events.
     """
 
     def __init__(
         self,
-        store: Store,
-        emit: Emit,
+        client: AnyRedis,
+        layout: Layout,
+        bus: EventBus,
         *,
-        sweeper: Sweeper | None,
-        schedule: Schedule,
-        open_timeout_seconds: float,
+        tasks: Supervisor,
+        deadline_seconds: float,
+        listen: bool,
+        kea: bool,
     ) -> None:
-        self._store = store
-        self._emit = emit
+        self._tasks = self.tasks = tasks
+        #: This instance's id in the notices it publishes (see _feed.py).
+        self.origin = secrets.token_urlsafe(9)
+        self.store = Store(
+            client, tasks, deadline_seconds=deadline_seconds, on_failure=self._store_failed
+        )
+        self._schedule = Schedule(self.store, layout, origin=self.origin)
+        self.unscheduler = Unscheduler(self._schedule, tasks)
+        self.feed = SessionFeed(
+            bus,
+            layout,
+            self.origin,
+            listening=listen,
+            on_external=(lambda key: self.unscheduler.add([key])) if kea else None,
+        )
+        self._sweeper = Sweeper(self._schedule, self.feed, layout, tasks) if listen else None
+        self._open_timeout = max(2.0, 2 * deadline_seconds)
         self.listener: Listener | None = None
-        self._sweeper = sweeper
-        self.unscheduler = Unscheduler(schedule)
-        self._schedule = schedule
-        self._open_timeout = open_timeout_seconds
+        if listen:
+            self.listener = Listener(
+                client,
+                self.feed,
+                tasks,
+                channel=layout.channel,
+                kea=kea,
+                timeout_seconds=deadline_seconds,
+                on_up=self.listener_up,
+                on_down=self.listener_down,
+                on_config_refused=self.config_refused,
+            )
         self._data_ok = False
-        self._listener_ok = True
-        self._down_sent = False  # a `disconnected` was emitted and no `ready` since
-        self._connected_sent = False
-        self._ready_sent = False
-        self._closed = False
+        self._listener_ok = self.listener is None
+        self._announced = Announced.NOTHING
         self._listener_error_sent = False
         self._repair: asyncio.Task[None] | None = None
-        store.on_failure = self._store_failed
-
-    def attach(self, listener: Listener) -> None:
-        """Use ``listener`` (built with this object's callbacks): ``ready`` then waits for it."""
-        self.listener = listener
-        self._listener_ok = False
 
     # -- opening and closing -----------------------------------------------
 
     async def open(self) -> None:
         """Load the scripts and start the listener and sweeper; never raises for Redis."""
         try:
-            await self._store.load_scripts()
+            await self.store.load_scripts()
         except StoreError as exc:
             self._lose_data(exc, "Redis is unreachable at start-up")
         else:
@@ -143,15 +141,10 @@ class Lifecycle:
                         await self.listener.up.wait()
 
     async def aclose(self) -> None:
-        """Stop every background task (bounded)."""
-        self._closed = True
-        self._store.on_failure = None
-        await stop(self._repair)
-        if self.listener is not None:
-            await self.listener.aclose()
-        if self._sweeper is not None:
-            await self._sweeper.aclose()
-        await self.unscheduler.aclose()
+        """Stop every background task (bounded) and drop held events."""
+        await self.unscheduler.flush()
+        await self._tasks.aclose()
+        self.feed.close()
 
     # -- state ---------------------------------------------------------------
 
@@ -160,69 +153,70 @@ class Lifecycle:
             self._data_ok = data
         if listener is not None:
             self._listener_ok = listener
-        if self._data_ok and not self._connected_sent:
-            self._connected_sent = True
+        if not self._data_ok:
+            return
+        if self._announced in (Announced.NOTHING, Announced.DOWN):
+            was_down = self._announced is Announced.DOWN
+            self._announced = Announced.RECONNECTED if was_down else Announced.CONNECTED
             self._emit_kind("connected")
-        if self._data_ok and self._listener_ok and not self._ready_sent:
-            self._ready_sent = True
-            self._down_sent = False
+        if self._listener_ok and self._announced is not Announced.READY:
+            self._announced = Announced.READY
             self._emit_kind("ready")
 
     def _lose(self, exc: BaseException, reason: str) -> None:
-        self._ready_sent = False
-        self._connected_sent = False
+        announce_down = self._announced not in (Announced.DOWN, Announced.RECONNECTED)
+        self._announced = Announced.DOWN
         self._emit_kind("error", reason=reason, error=exc)
-        if not self._down_sent:
-            self._down_sent = True
+        if announce_down:
             self._emit_kind("disconnected", reason=reason)
 
     def _emit_kind(
         self, kind: EventKind, *, reason: str | None = None, error: BaseException | None = None
     ) -> None:
-        if not self._closed:
-            self._emit(kind, reason=reason, error=error)
+        if not self._tasks.closed:
+            self.feed.emit(kind, reason=reason, error=error)
 
     # -- the data connection -------------------------------------------------
 
+    def _repairing(self) -> bool:
+        return self._tasks.closed or (self._repair is not None and not self._repair.done())
+
     def _store_failed(self, error: StoreError) -> None:
-        if self._data_ok and not self._closed and (self._repair is None or self._repair.done()):
-            self._repair = asyncio.create_task(self._probe(error), name="redis-jwt-probe")
+        if self._data_ok and not self._repairing():
+            self._repair = self._tasks.spawn(self._probe(error), name="redis-jwt-probe")
 
     def _lose_data(self, exc: BaseException, reason: str) -> None:
         self._data_ok = False
         self._lose(exc, reason)
-        if not self._closed and (self._repair is None or self._repair.done()):
-            self._repair = asyncio.create_task(self._reconnect(), name="redis-jwt-reconnect")
+        if not self._repairing():
+            self._repair = self._tasks.spawn(self._reconnect(), name="redis-jwt-reconnect")
 
     async def _probe(self, error: StoreError) -> None:
         try:
-            await self._store.ping()
+            await self.store.ping()
         except StoreError as exc:
             self._data_ok = False
             self._lose(exc, f"Redis is unreachable: {exc}")
             await self._reconnect()
 
     async def _reconnect(self) -> None:
-        delay = 0.1
-        while not self._closed and not self._data_ok:
-            await asyncio.sleep(delay)
-            try:
-                await self._store.load_scripts()
-            except StoreError:
-                delay = min(delay * 2, _MAX_BACKOFF_SECONDS)
-                continue
-            self._set(data=True)
+        async def attempt() -> None:
+            if not self._data_ok:  # the listener may have found Redis back first
+                await self.store.load_scripts()
+
+        await until_done(attempt, failures=(StoreError,), first_seconds=0.1)
+        self._set(data=True)
 
     # -- the listener --------------------------------------------------------
 
     async def listener_up(self, away_since: float | None) -> None:
         """The listener subscribed: confirm Redis, catch up, then announce ``ready``."""
-        await self._store.load_scripts()  # also refills a script cache emptied by a restart
+        await self.store.load_scripts()  # also refills a script cache emptied by a restart
         self._set(data=True)
         if self._sweeper is not None:
             if away_since is not None:
                 # The expiry log is on Redis's clock; our wall clock may differ.
-                offset_ms = await self._schedule.time_ms() - int(time.time() * 1000)
+                offset_ms = await self.store.time_ms() - int(time.time() * 1000)
                 since = int((away_since - REPLAY_MARGIN_SECONDS) * 1000) + offset_ms
                 await self._sweeper.replay(since)
             self._sweeper.kick()

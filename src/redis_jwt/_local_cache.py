@@ -4,7 +4,7 @@ A plain ``verify`` asks Redis one thing: the session's ttl (``PTTL``). This
 cache remembers, per session key, until when the session is known to live,
 so a repeated ``verify`` of a live session costs no round trip. It is kept
 exact by Redis itself (server-assisted client-side caching, see
-``_tracking.py``): every change of a key under the prefix, made by any
+``_redis/tracking.py``): every change of a key under the prefix, made by any
 instance or any client (a ``destroy``, an ``extend`` elsewhere, a raw
 ``DEL``, an expiry, an eviction, a ``FLUSHALL``), is announced on the
 invalidation link and drops the entry.
@@ -38,8 +38,11 @@ import asyncio
 import contextlib
 import time
 
-from ._store import AnyRedis, Store
-from ._tracking import InvalidationLinks
+from ._redis.replies import Liveness
+from ._redis.store import AnyRedis
+from ._redis.tracking import InvalidationLinks
+from ._redis.v1_store import V1Store
+from ._tasks import Supervisor
 
 __all__ = ["MAX_ENTRIES", "LocalCache"]
 
@@ -52,6 +55,7 @@ class LocalCache:
     Args:
         store: the store that answers misses.
         client: the data client (the links reuse its address and credentials).
+        tasks: the owner of the links' task.
         timeout_seconds: connect and answer timeout of the links; :meth:`open`
             waits at most about this long for them.
         max_entries: how many session keys to remember.
@@ -61,8 +65,9 @@ class LocalCache:
 
     def __init__(
         self,
-        store: Store,
+        store: V1Store,
         client: AnyRedis,
+        tasks: Supervisor,
         *,
         timeout_seconds: float,
         max_entries: int = MAX_ENTRIES,
@@ -78,6 +83,7 @@ class LocalCache:
         self._links = InvalidationLinks(
             client,
             store.layout.prefix,
+            tasks,
             on_keys=self._invalidate,
             on_down=self.clear,
             timeout_seconds=timeout_seconds,
@@ -122,8 +128,8 @@ class LocalCache:
             entries.pop(key, None)
             tickets.pop(key, None)
 
-    async def pttl(self, user_id: str, session_id: str, exp: int) -> int:
-        """The session's ttl in ms (-2 when it does not exist), from memory when possible.
+    async def alive(self, user_id: str, session_id: str, exp: int) -> Liveness | None:
+        """The session's ttl (None when it does not exist), from memory when possible.
 
         Raises:
             StoreError: on a miss, when Redis fails.
@@ -131,27 +137,28 @@ class LocalCache:
         key = self._layout.session_key(user_id, session_id)
         now = time.monotonic()
         if now >= self._links.alive_until:  # links down or silent: Redis decides
-            return await self._store.pttl(user_id, session_id)
+            return await self._store.alive(user_id, session_id)
         deadline = self._entries.get(key)
         if deadline is not None:
             if now < deadline:
                 self.hits += 1
-                return int((deadline - now) * 1000)
+                return Liveness(int((deadline - now) * 1000))
             del self._entries[key]
         ticket = self._tickets[key] = object()
         wall = time.time()
         try:
-            pttl = await self._store.pttl(user_id, session_id)
+            alive = await self._store.alive(user_id, session_id)
         finally:
             stored = self._tickets.get(key) is ticket
             if stored:
                 del self._tickets[key]
-        if stored and pttl != -2:
-            # -1: the key lost its expiry outside the library; the JWT exp still ends it.
-            left = min(pttl / 1000 if pttl >= 0 else float("inf"), exp - wall)
+        if stored and alive is not None:
+            # No expiry: the key lost it outside the library; the JWT exp still ends it.
+            ttl = alive.ttl_ms
+            left = min(ttl / 1000 if ttl is not None else float("inf"), exp - wall)
             if left > 0:
                 entries = self._entries
                 if len(entries) >= self._max:
                     del entries[next(iter(entries))]
                 entries[key] = now + left
-        return pttl
+        return alive

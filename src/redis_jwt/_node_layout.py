@@ -36,6 +36,8 @@ __all__ = [
     "check_node_user_id",
     "is_node_user_id",
     "new_node_session_id",
+    "node_key",
+    "node_pattern",
     "node_value",
     "parse_node_value",
     "split_node_key",
@@ -75,6 +77,16 @@ def check_node_user_id(user_id: object) -> str:
 def is_node_session_id(value: object) -> bool:
     """Tell whether ``value`` looks like a session id of this layout."""
     return isinstance(value, str) and _NODE_SID.fullmatch(value) is not None
+
+
+def node_key(user_id: str, session_id: str) -> str:
+    """Return the key of one session: ``<user id>:<session id>``."""
+    return f"{user_id}:{session_id}"
+
+
+def node_pattern(user_id: str) -> str:
+    """Return the ``SCAN MATCH`` pattern of a user's keys (the id holds no glob character)."""
+    return f"{user_id}:*"
 
 
 def split_node_key(key: object) -> tuple[str, str] | None:

@@ -8,41 +8,37 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio.cluster import RedisCluster
-
-from ._duration import Duration, parse_duration
+from ._backend import Emit, NewSession, SessionRules, utc
 from ._node_layout import (
     NodeTokenCodec,
     check_node_user_id,
     is_node_session_id,
     new_node_session_id,
+    node_key,
     node_value,
     split_node_key,
 )
-from ._node_store import LOAD, SLIDE, NodeRow, NodeStore
-from ._store import AnyRedis, Store
+from ._redis.node_store import NodeStore
+from ._redis.replies import Liveness, NodeRow, TouchFlag
+from ._redis.store import AnyRedis, Store, is_cluster
 from .errors import ConfigurationError, SessionNotFound, StoreError
 from .keys import KeyRing
 from .models import Session, SessionInfo
 
-__all__ = ["NodeSessions", "check_node_options"]
+__all__ = ["NodeSessions", "check_node_client", "check_node_options"]
 
 #: ``expires_at`` of a session whose key never expires (a Node session signed without ttl).
 NEVER = datetime.max.replace(tzinfo=UTC)
 #: ``issued_at`` in :meth:`NodeSessions.sessions`: this layout does not record it.
 UNKNOWN = datetime.fromtimestamp(0, UTC)
 
-Emit = Callable[..., None]
-
 
 def check_node_options(
     *,
     keys: KeyRing,
-    client: AnyRedis,
     max_sessions: int | None,
     multiple: bool,
     kea: bool,
@@ -75,38 +71,28 @@ def check_node_options(
         raise ConfigurationError(
             "layout='redis-jwt' cannot use issuer= or audience=: Node tokens carry neither"
         )
-    if isinstance(client, RedisCluster):
+
+
+def check_node_client(client: AnyRedis) -> None:
+    """Refuse a Redis Cluster client: the Node layout lives on one Redis."""
+    if is_cluster(client):
         raise ConfigurationError(
             "layout='redis-jwt' works on one Redis (standalone or Sentinel), like the Node "
             "package; use layout v1 on Redis Cluster"
         )
 
 
-def _utc(timestamp: float) -> datetime:
-    return datetime.fromtimestamp(timestamp, UTC)
-
-
-def _mapping(value: object, name: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(f"{name} must be a dict (JSON object), not {type(value).__name__}")
-    return dict(value)
-
-
 class NodeSessions:
     """Sign, verify, extend, destroy, list: the Node package's layout, done safely."""
 
-    __slots__ = ("_codec", "_emit", "_max_age", "_single", "_sliding", "_store", "_ttl", "_ttl_max")
+    __slots__ = ("_codec", "_emit", "_max_age", "_single", "_sliding", "_store", "_ttl")
 
     def __init__(
         self,
         store: Store,
         keys: KeyRing,
+        rules: SessionRules,
         *,
-        ttl_seconds: int,
-        max_age_seconds: int,
-        ttl_ceiling_seconds: int,
         sliding: bool,
         multiple: bool,
         leeway_seconds: float,
@@ -116,49 +102,37 @@ class NodeSessions:
         self._store = NodeStore(store)
         self._codec = NodeTokenCodec(
             keys,
-            lifetime_limit_seconds=ttl_ceiling_seconds,
+            lifetime_limit_seconds=rules.ceiling_seconds,
             leeway_seconds=leeway_seconds,
             max_token_bytes=max_token_bytes,
         )
-        self._ttl = ttl_seconds
-        self._max_age = max_age_seconds
-        self._ttl_max = ttl_ceiling_seconds
+        self._ttl = rules.ttl_seconds
+        self._max_age = rules.max_age_seconds
         self._sliding = sliding
         self._single = not multiple
         self._emit = emit
 
-    async def sign(
-        self,
-        user_id: str,
-        *,
-        ttl: Duration | None,
-        data_token: Mapping[str, Any] | None,
-        data_session: Mapping[str, Any] | None,
-    ) -> str:
+    def check_user_id(self, user_id: object) -> str:
+        """A user id without the characters Node's ``KEYS`` patterns would misread."""
+        return check_node_user_id(user_id)
+
+    async def sign(self, new: NewSession) -> str:
         """Create a session as the Node package does, after ending the user's others if single."""
-        user_id = check_node_user_id(user_id)
-        idle = self._ttl if ttl is None else parse_duration(ttl, name="ttl")
-        if idle > self._ttl_max:
-            raise ConfigurationError(
-                f"ttl={ttl!r} is longer than the longest allowed lifetime ({self._ttl_max} s); "
-                "raise max_age to allow it"
-            )
-        public = _mapping(data_token, "data_token")
-        private = _mapping(data_session, "data_session")
-        key = f"{user_id}:{new_node_session_id()}"
+        user_id = new.user_id
+        key = node_key(user_id, new_node_session_id())
         try:
-            value = node_value(key, private)
+            value = node_value(key, new.data_session)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"data_session must be JSON-serialisable: {exc}") from exc
         claims: dict[str, Any] = {"rjwt": key}
-        if public is not None:
-            claims["dataToken"] = public
+        if new.data_token is not None:
+            claims["dataToken"] = new.data_token
         claims["iat"] = int(time.time())
         token = self._codec.encode(claims)
         replaced = (
-            [row[0] for row in await self._store.user_sessions(user_id)] if self._single else []
+            [row.key for row in await self._store.user_sessions(user_id)] if self._single else []
         )
-        await self._store.create(key, value, idle, replaced)
+        await self._store.create(key, value, new.idle_seconds, replaced)
         for old in replaced:
             self._emit("destroyed", user_id, old.partition(":")[2], reason="evicted")
         self._emit("created", user_id, key.partition(":")[2])
@@ -178,33 +152,37 @@ class NodeSessions:
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check the token and that its key exists (one round trip)."""
         claims, key = self._decode(token)
-        raw: str | None = None
         if self._sliding or with_session:
             slide = self._slide_ms(claims) if self._sliding else 0
-            flags = (SLIDE if slide > 0 else 0) | (LOAD if with_session else 0)
-            pttl, raw = await self._store.touch(key, flags, slide)
+            flags = (TouchFlag.SLIDE if slide > 0 else TouchFlag.NONE) | (
+                TouchFlag.LOAD if with_session else TouchFlag.NONE
+            )
+            alive = await self._store.touch(key, flags, slide)
         else:
-            pttl = await self._store.pttl(key)
-        return self._session(claims, key, pttl, raw, with_session)
+            alive = await self._store.alive(key)
+        return self._session(claims, key, alive, with_session)
 
     async def extend(self, token: str) -> Session:
         """Reset the key's ttl to the idle ttl (never past iat + max_age, never shortening)."""
         claims, key = self._decode(token)
         slide = self._slide_ms(claims)
-        pttl, _ = await self._store.touch(key, SLIDE if slide > 0 else 0, slide)
-        session = self._session(claims, key, pttl, None, False)
+        alive = await self._store.touch(
+            key, TouchFlag.SLIDE if slide > 0 else TouchFlag.NONE, slide
+        )
+        session = self._session(claims, key, alive, False)
         self._emit("extended", session.user_id, session.session_id)
         return session
 
     def _session(
-        self, claims: dict[str, Any], key: str, pttl: int, raw: str | None, with_session: bool
+        self, claims: dict[str, Any], key: str, alive: Liveness | None, with_session: bool
     ) -> Session:
-        if pttl == -2:
+        if alive is None:
             raise SessionNotFound("the session has ended; log in again")
         user_id, _, session_id = key.partition(":")
         data: dict[str, Any] | None = None
         if with_session:
-            data = self._data(raw)
+            data = self._data(alive.data_json)
+        ttl_ms = alive.ttl_ms
         public = claims.get("dataToken")
         now = time.time()
         return Session.model_construct(
@@ -212,9 +190,9 @@ class NodeSessions:
             session_id=session_id,
             data_token=public if isinstance(public, dict) else {},
             data_session=data,
-            issued_at=_utc(claims["iat"]),
-            expires_at=NEVER if pttl < 0 else _utc(now + pttl / 1000),
-            ttl=-1 if pttl < 0 else pttl // 1000,
+            issued_at=utc(claims["iat"]),
+            expires_at=NEVER if ttl_ms is None else utc(now + ttl_ms / 1000),
+            ttl=-1 if ttl_ms is None else ttl_ms // 1000,
             claims=claims,
         )
 
@@ -242,36 +220,32 @@ class NodeSessions:
 
     async def revoke(self, user_id: str, session_id: str) -> bool:
         """Delete ``<user id>:<session id>``; True if it existed."""
-        user_id = check_node_user_id(user_id)
         if not is_node_session_id(session_id):
             return False
-        ended = await self._store.delete([f"{user_id}:{session_id}"]) == 1
+        ended = await self._store.delete([node_key(user_id, session_id)]) == 1
         if ended:
             self._emit("destroyed", user_id, session_id, reason="revoke")
         return ended
 
     async def destroy_all(self, user_id: str) -> int:
         """Delete every session of ``user_id`` (found by SCAN; see the module docs)."""
-        user_id = check_node_user_id(user_id)
-        keys = [row[0] for row in await self._store.user_sessions(user_id)]
+        keys = [row.key for row in await self._store.user_sessions(user_id)]
         await self._store.delete(keys)
         for key in keys:
             self._emit("destroyed", user_id, key.partition(":")[2], reason="destroy_all")
         return len(keys)
-
-    async def _rows(self, user_id: str) -> list[NodeRow]:
-        return await self._store.user_sessions(check_node_user_id(user_id))
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:
         """List the live sessions of ``user_id``, the latest-expiring first.
 
         ``issued_at`` is not recorded in this layout and is reported as the Unix epoch.
         """
-        rows = await self._rows(user_id)
+        rows: list[NodeRow] = await self._store.user_sessions(user_id)
         now = time.time()
-        rows.sort(key=lambda row: (row[1] < 0, row[1], row[0]), reverse=True)
+        # Keys that never expire first, then the latest-expiring.
+        rows.sort(key=lambda row: (row.ttl_ms is None, row.ttl_ms or 0, row.key), reverse=True)
         infos: list[SessionInfo] = []
-        for key, pttl, value in rows:
+        for key, ttl_ms, value in rows:
             owner, session_id = split_node_key(key) or ("", "")
             data = value.get("dataSession")
             infos.append(
@@ -279,8 +253,8 @@ class NodeSessions:
                     user_id=owner,
                     session_id=session_id,
                     issued_at=UNKNOWN,
-                    expires_at=NEVER if pttl < 0 else _utc(now + pttl / 1000),
-                    ttl=-1 if pttl < 0 else pttl // 1000,
+                    expires_at=NEVER if ttl_ms is None else utc(now + ttl_ms / 1000),
+                    ttl=-1 if ttl_ms is None else ttl_ms // 1000,
                     idle_ttl=self._ttl,
                     data_session=data if isinstance(data, dict) else {},
                 )
@@ -289,4 +263,4 @@ class NodeSessions:
 
     async def count(self, user_id: str) -> int:
         """Return how many live sessions ``user_id`` has."""
-        return len(await self._rows(user_id))
+        return len(await self._store.user_sessions(user_id))

@@ -18,9 +18,9 @@ import logging
 import random
 
 from ._feed import SessionFeed
-from ._layout import SCHEDULE_BUCKETS
-from ._schedule import Schedule, SettleRow
-from ._tasks import stop
+from ._layout import SCHEDULE_BUCKETS, Layout
+from ._redis.schedule import Schedule, SettleRow
+from ._tasks import Supervisor, stop
 from .errors import StoreError
 
 __all__ = ["Sweeper", "Unscheduler"]
@@ -42,25 +42,27 @@ _BUCKETS = tuple(range(SCHEDULE_BUCKETS))
 class Sweeper:
     """Reports expiries from the schedule; one per instance with the listener on."""
 
-    def __init__(self, schedule: Schedule, feed: SessionFeed) -> None:
+    def __init__(
+        self, schedule: Schedule, feed: SessionFeed, layout: Layout, tasks: Supervisor
+    ) -> None:
         self._schedule = schedule
         self._feed = feed
-        self._layout = schedule._layout
+        self._layout = layout
+        self._tasks = tasks
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
 
     def start(self) -> None:
         """Start sweeping in the background."""
         if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="redis-jwt-sweeper")
+            self._task = self._tasks.spawn(self._loop(), name="redis-jwt-sweeper")
 
     def kick(self) -> None:
         """Sweep now (after a reconnect) instead of at the next tick."""
         self._wake.set()
 
     async def _loop(self) -> None:
-        while not self._closed:
+        while not self._tasks.closed:
             try:
                 await self.sweep()
             except StoreError:
@@ -93,13 +95,14 @@ class Sweeper:
             for key in keys:
                 parsed = self._layout.parse_session_key(key)
                 if parsed is None:  # not a key of this layout: drop the entry silently
-                    settle.setdefault(bucket, []).append((key, "", "", -2))
+                    settle.setdefault(bucket, []).append(SettleRow(key, "", "", None))
                 else:
                     looked.append((bucket, key, *parsed))
-        lefts = await self._schedule.inspect([row[1:] for row in looked])
-        for (bucket, key, user_id, session_id), left in zip(looked, lefts, strict=True):
-            if left is not None:  # unknown (node failed): the entry comes due again
-                settle.setdefault(bucket, []).append((key, user_id, session_id, left))
+        found = await self._schedule.inspect([row[1:] for row in looked])
+        for (bucket, key, user_id, session_id), seen in zip(looked, found, strict=True):
+            if seen.known:  # unknown (node failed): the entry comes due again
+                row = SettleRow(key, user_id, session_id, seen.left_ms)
+                settle.setdefault(bucket, []).append(row)
         reported = await self._schedule.settle(settle, EXPIRY_LOG_MS) if settle else []
         for key in reported:
             parsed = self._layout.parse_session_key(key)
@@ -114,13 +117,6 @@ class Sweeper:
             self._feed.replayed(key)
         return len(keys)
 
-    async def aclose(self) -> None:
-        """Stop sweeping (a sweep cut short leaves its entries leased, then due again)."""
-        self._closed = True
-        self._wake.set()
-        await stop(self._task)
-        self._task = None
-
 
 class Unscheduler:
     """Drops ended sessions from the schedule in the background, in batches (best effort).
@@ -130,8 +126,9 @@ class Unscheduler:
     stays one round trip.
     """
 
-    def __init__(self, schedule: Schedule) -> None:
+    def __init__(self, schedule: Schedule, tasks: Supervisor) -> None:
         self._schedule = schedule
+        self._tasks = tasks
         self._pending: list[str] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -141,7 +138,7 @@ class Unscheduler:
             return
         self._pending.extend(session_keys)
         if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._flush(), name="redis-jwt-unschedule")
+            self._task = self._tasks.spawn(self._flush(), name="redis-jwt-unschedule")
 
     async def _flush(self) -> None:
         for _ in range(100):
@@ -155,8 +152,8 @@ class Unscheduler:
                 # second ending, which listeners drop within 10 minutes).
                 logger.debug("could not drop %d schedule entries: %s", len(batch), exc)
 
-    async def aclose(self, grace_seconds: float = 1.0) -> None:
-        """Give queued removals a bounded time to finish."""
+    async def flush(self, grace_seconds: float = 1.0) -> None:
+        """Give queued removals a bounded time to finish (before shutdown stops them)."""
         task = self._task
         if task is not None and not task.done():
             await asyncio.wait((task,), timeout=grace_seconds)

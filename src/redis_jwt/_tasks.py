@@ -1,16 +1,20 @@
-"""Stopping background tasks for sure, in bounded time."""
+"""The owner of background tasks: starting them, and stopping them for sure, in bounded time."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
-__all__ = ["stop"]
+__all__ = ["Supervisor", "stop"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger("redis_jwt")
 
 
-async def stop(task: asyncio.Task[None] | None, *, grace_seconds: float = 2.0) -> None:
+async def stop(task: asyncio.Task[Any] | None, *, grace_seconds: float = 2.0) -> None:
     """Cancel ``task`` and wait for it, at most ``grace_seconds``.
 
     One ``cancel()`` is not always enough on Python 3.11: a cancellation that
@@ -33,3 +37,37 @@ async def stop(task: asyncio.Task[None] | None, *, grace_seconds: float = 2.0) -
         if loop.time() >= deadline:
             break
     logger.warning("%s did not stop within %g s", task.get_name(), grace_seconds)
+
+
+class Supervisor:
+    """Starts, holds and stops background tasks: the one owner of those of a ``RedisJWT``.
+
+    The event loop keeps only weak references to tasks; this keeps strong
+    ones until each ends, and :meth:`aclose` stops them all in one place,
+    each in bounded time (see :func:`stop`).
+    """
+
+    __slots__ = ("_tasks", "closed")
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        #: Set by :meth:`aclose`; the loops of the library check it.
+        self.closed = False
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def spawn(self, coro: Coroutine[Any, Any, T], *, name: str | None = None) -> asyncio.Task[T]:
+        """Run ``coro`` as a task owned here."""
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def aclose(self, *, grace_seconds: float = 0.0) -> None:
+        """Stop every task: give them ``grace_seconds`` to finish, then cancel them."""
+        self.closed = True
+        tasks = tuple(self._tasks)
+        if tasks and grace_seconds > 0:
+            await asyncio.wait(tasks, timeout=grace_seconds)
+        await asyncio.gather(*(stop(task) for task in tasks if not task.done()))

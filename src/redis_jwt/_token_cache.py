@@ -39,6 +39,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
+from ._compat import instance_jws
 from .errors import TokenExpired
 from .keys import Key, KeyRing
 
@@ -83,11 +84,24 @@ def prepared_jwt(ring: KeyRing) -> jwt.PyJWT:
     instance its own ``PyJWS`` (its algorithms would then be process-wide).
     """
     instance = jwt.PyJWT()
-    jws = getattr(instance, "_jws", None)
-    if not isinstance(jws, jwt.PyJWS) or jws is getattr(jwt.api_jws, "_jws_global_obj", None):
+    jws = instance_jws(instance)
+    if jws is None:
         return instance
+    _prepare(jws, list(ring.keys))
+    return instance
+
+
+def prepared_jws(ring: KeyRing) -> jwt.PyJWS:
+    """A private ``jwt.PyJWS`` for signing, with the same prepared HMAC algorithms."""
+    jws = jwt.PyJWS()
+    _prepare(jws, [key for key in ring.keys if key.can_sign])
+    return jws
+
+
+def _prepare(jws: jwt.PyJWS, keys: list[Key]) -> None:
+    """Register on ``jws`` HMAC algorithms that trust the secrets of ``keys``."""
     secrets: dict[str, set[bytes]] = {}
-    for key in ring.keys:
+    for key in keys:
         secret = _hmac_secret(key)
         if secret is not None and key.algorithm in _HASHES:
             # PyJWT's own checks, once: the same errors as on every call before.
@@ -96,22 +110,6 @@ def prepared_jwt(ring: KeyRing) -> jwt.PyJWT:
     for name, ready in secrets.items():
         jws.unregister_algorithm(name)
         jws.register_algorithm(name, _PreparedHMAC(_HASHES[name], frozenset(ready)))
-    return instance
-
-
-def prepared_jws(ring: KeyRing) -> jwt.PyJWS:
-    """A private ``jwt.PyJWS`` for signing, with the same prepared HMAC algorithms."""
-    jws = jwt.PyJWS()
-    secrets: dict[str, set[bytes]] = {}
-    for key in ring.keys:
-        secret = _hmac_secret(key)
-        if secret is not None and key.algorithm in _HASHES and key.can_sign:
-            HMACAlgorithm(_HASHES[key.algorithm]).prepare_key(secret)
-            secrets.setdefault(key.algorithm, set()).add(secret)
-    for name, ready in secrets.items():
-        jws.unregister_algorithm(name)
-        jws.register_algorithm(name, _PreparedHMAC(_HASHES[name], frozenset(ready)))
-    return jws
 
 
 # json.dumps(claims, separators=(",", ":"), allow_nan=False), built once.
@@ -138,8 +136,8 @@ def verification_key(key: Key, instance: jwt.PyJWT) -> Any:
     ``PyJWK`` otherwise (PyJWT then pins the algorithm to the key's).
     """
     secret = _hmac_secret(key)
-    jws = getattr(instance, "_jws", None)
-    if secret is not None and isinstance(jws, jwt.PyJWS):
+    jws = instance_jws(instance)
+    if secret is not None and jws is not None:
         try:
             algorithm = jws.get_algorithm_by_name(key.algorithm)
         except NotImplementedError:

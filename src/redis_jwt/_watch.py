@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from ._tasks import Supervisor
 from .events import EventBus
 from .models import Event
 
@@ -47,11 +48,17 @@ class WatchedSocket:
         #: Whether the session ended while the socket was open.
         self.ended_by_server = False
 
-    def end(self) -> None:
-        """The session ended: close the socket (idempotent, callable from an event handler)."""
+    def end(self, tasks: Supervisor | None = None) -> None:
+        """The session ended: close the socket (idempotent, callable from an event handler).
+
+        Args:
+            tasks: the owner of the task that sends the close frame (a
+                :class:`SessionWatch`'s); one of the socket's own otherwise.
+        """
         if not self._ended.done():
             self._ended.set_result(None)
-            self._closing = asyncio.ensure_future(self._close())
+            owner = tasks if tasks is not None else Supervisor()
+            self._closing = owner.spawn(self._close(), name="redis-jwt-ws-close")
 
     async def _close(self) -> None:
         if self._closed:
@@ -67,6 +74,7 @@ class WatchedSocket:
     async def receive(self) -> Message:
         """The app's ``receive``: the next message, or a disconnect once the session ended."""
         if not self._ended.done():
+            # A child of this call, awaited (or cancelled) right here.
             pending = asyncio.ensure_future(self._receive())
             try:
                 done, _ = await asyncio.wait(
@@ -101,10 +109,12 @@ class WatchedSocket:
 class SessionWatch:
     """Routes ``destroyed``/``expired`` events to the sockets of their session."""
 
-    __slots__ = ("_events", "_handshakes", "_sockets")
+    __slots__ = ("_events", "_handshakes", "_sockets", "_tasks")
 
     def __init__(self, events: EventBus) -> None:
         self._events = events
+        # Owns the close frames in flight; each socket's finish() awaits its own.
+        self._tasks = Supervisor()
         self._sockets: dict[str, set[WatchedSocket]] = {}
         # One set per handshake being verified, collecting the sessions that end
         # meanwhile: a verify may race the end, and its event must not be missed.
@@ -130,7 +140,7 @@ class SessionWatch:
         for ended in self._handshakes:
             ended.add(session_id)
         for socket in tuple(self._sockets.get(session_id, ())):
-            socket.end()
+            socket.end(self._tasks)
 
     def begin_handshake(self) -> set[str]:
         """Start recording the sessions that end while a handshake verifies its token."""

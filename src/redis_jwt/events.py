@@ -19,6 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Literal, get_args, overload
 
+from ._tasks import Supervisor
 from .errors import ConfigurationError
 from .models import Event, EventKind
 
@@ -109,7 +110,8 @@ class EventBus:
     def __init__(self) -> None:
         self._handlers: dict[str, list[Handler]] = {}
         self._subscriptions: list[Subscription] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Async handlers run as tasks owned here, stopped by aclose().
+        self._tasks = Supervisor()
         self._closed = False
 
     @overload
@@ -184,9 +186,7 @@ class EventBus:
                     logger.exception("event handler %r failed on %s", handler, event.kind)
                     continue
                 if inspect.isawaitable(result):
-                    task = asyncio.ensure_future(self._guard(handler, event, result))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                    self._tasks.spawn(self._guard(handler, event, result))
         for subscription in tuple(self._subscriptions):
             subscription._put(event)
 
@@ -203,7 +203,4 @@ class EventBus:
         for subscription in tuple(self._subscriptions):
             subscription._put(None)
         self._subscriptions.clear()
-        if self._tasks:
-            _done, pending = await asyncio.wait(tuple(self._tasks), timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
+        await self._tasks.aclose(grace_seconds=grace_seconds)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from typing import Any
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -10,6 +12,10 @@ __all__ = ["Settings"]
 
 class Settings(BaseSettings):
     """Every option of :class:`~redis_jwt.RedisJWT`, read from ``REDIS_JWT_<NAME>``.
+
+    Each field has the name of the constructor keyword it feeds (the options
+    are declared once, in ``redis_jwt._options.Options``); ``keys`` and
+    ``signing_kid`` together make the key set.
 
     Example::
 
@@ -20,7 +26,9 @@ class Settings(BaseSettings):
     :class:`~redis_jwt.errors.ConfigurationError` for bad ones.
     """
 
-    model_config = SettingsConfigDict(env_prefix="REDIS_JWT_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="REDIS_JWT_", extra="ignore", populate_by_name=True
+    )
 
     secret: SecretStr | None = None
     #: A JWK Set: its JSON text, or the path of a JSON file (``REDIS_JWT_KEYS``).
@@ -38,7 +46,25 @@ class Settings(BaseSettings):
     prefix: str = "rjwt"
     kea: bool = False
     listen: bool = False
-    leeway_seconds: int = 0
+    #: Clock skew tolerated on ``exp``/``iat``, in seconds (``REDIS_JWT_LEEWAY``; the
+    #: former name ``REDIS_JWT_LEEWAY_SECONDS`` still works).
+    leeway: float = Field(
+        default=0,
+        validation_alias=AliasChoices("REDIS_JWT_LEEWAY", "REDIS_JWT_LEEWAY_SECONDS"),
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _former_names(cls, data: Any) -> Any:
+        # Settings(leeway_seconds=...) keeps working: the field's former name.
+        if isinstance(data, dict) and ("leeway" in data or "leeway_seconds" in data):
+            # The environment brings its values under the variable names: a keyword
+            # (by field name) wins over them, whatever pydantic's alias priority.
+            data = {k: v for k, v in data.items() if not k.upper().startswith("REDIS_JWT_LEEWAY")}
+            if "leeway_seconds" in data:
+                data["leeway"] = data.pop("leeway_seconds")
+        return data
+
     issuer: str | None = None
     audience: str | None = None
     algorithm: str = "HS256"
@@ -51,3 +77,8 @@ class Settings(BaseSettings):
     wait_replicas: int = 0
     #: How long to wait for them (``RedisJWT(wait_timeout_seconds=...)``).
     wait_timeout_seconds: float = 0.1
+
+    @property
+    def leeway_seconds(self) -> float:
+        """The former name of :attr:`leeway`."""
+        return self.leeway

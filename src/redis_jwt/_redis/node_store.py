@@ -10,25 +10,17 @@ which it fails with :class:`~redis_jwt.errors.StoreTimeout`.
 
 from __future__ import annotations
 
-import hashlib
-from importlib import resources
 from typing import Any
 
-from redis import exceptions as rex
-
-from ._node_layout import parse_node_value, split_node_key
-from ._store import Store
-from .errors import StoreTimeout
+from .._node_layout import node_pattern, parse_node_value, split_node_key
+from ..errors import StoreTimeout
+from .replies import Liveness, NodeRow, TouchFlag, liveness
+from .store import Store
 
 __all__ = ["MAX_SCAN_CALLS", "SCAN_COUNT", "NodeRow", "NodeStore"]
 
 SCAN_COUNT = 1000
 MAX_SCAN_CALLS = 10_000
-# Flags of node_touch.lua.
-SLIDE, LOAD = 1, 2
-
-#: One live session: key, ttl in ms (-1: no expiry), stored object.
-NodeRow = tuple[str, int, dict[str, Any]]
 
 
 def _text(value: Any) -> str:
@@ -38,14 +30,10 @@ def _text(value: Any) -> str:
 class NodeStore:
     """Session storage in the Node package's layout, on a standalone or Sentinel Redis."""
 
-    __slots__ = ("_sha", "_source", "_store")
+    __slots__ = ("_store",)
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._source = (resources.files("redis_jwt") / "scripts" / "node_touch.lua").read_text(
-            "utf-8"
-        )
-        self._sha = hashlib.sha1(self._source.encode(), usedforsecurity=False).hexdigest()
 
     async def create(self, key: str, value: str, ttl_seconds: int, replaced: list[str]) -> None:
         """Delete ``replaced`` and ``SET key value EX ttl`` in one transaction."""
@@ -55,22 +43,15 @@ class NodeStore:
         pipe.set(key, value, ex=ttl_seconds)
         await self._store.run(pipe.execute())
 
-    async def pttl(self, key: str) -> int:
-        """Return the key's ttl in ms: -2 when it does not exist, -1 when it never expires."""
-        return int(await self._store.run(self._store.client.pttl(key)))
+    async def alive(self, key: str) -> Liveness | None:
+        """The key's ttl; None when it does not exist."""
+        return liveness(await self._store.run(self._store.client.pttl(key)))
 
-    async def touch(self, key: str, flags: int, ttl_ms: int) -> tuple[int, str | None]:
-        """Run node_touch.lua: return (ttl ms or -2, stored value or None)."""
-        reply = await self._store.run(self._eval(key, flags, ttl_ms))
+    async def touch(self, key: str, flags: TouchFlag, ttl_ms: int) -> Liveness | None:
+        """Run node_touch.lua; None when the key does not exist."""
+        reply = await self._store.eval("node_touch", (key,), (int(flags), ttl_ms))
         value = reply[1] if len(reply) > 1 else None
-        return int(reply[0]), None if value is None else _text(value)
-
-    async def _eval(self, key: str, flags: int, ttl_ms: int) -> Any:
-        client = self._store.client
-        try:
-            return await client.evalsha(self._sha, 1, key, flags, ttl_ms)
-        except rex.NoScriptError:
-            return await client.eval(self._source, 1, key, flags, ttl_ms)
+        return liveness(reply[0], None if value is None else _text(value))
 
     async def delete(self, keys: list[str]) -> int:
         """Delete ``keys``; return how many existed."""
@@ -84,7 +65,7 @@ class NodeStore:
 
         ``user_id`` must be free of glob characters (checked by the caller).
         """
-        candidates = await self._scan(f"{user_id}:*")
+        candidates = await self._scan(node_pattern(user_id))
         if not candidates:
             return []
         pipe = self._store.client.pipeline(transaction=False)
@@ -99,7 +80,8 @@ class NodeStore:
                 continue
             value = parse_node_value(key, None if raw is None else _text(raw))
             if value is not None:
-                rows.append((key, int(pttl), value))
+                ms = int(pttl)
+                rows.append(NodeRow(key, None if ms < 0 else ms, value))
         return rows
 
     async def _scan(self, pattern: str) -> list[str]:

@@ -38,30 +38,22 @@ handshake, the retry policy and error replies stay redis-py's.
 from __future__ import annotations
 
 import asyncio
-import inspect
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeGuard
 
 import hiredis
 from redis import exceptions as rex
-from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio import Redis
 
-from .errors import StoreUnavailable
+from .._compat import checkout, untimed_reads
+from .._tasks import Supervisor
+from ..errors import StoreUnavailable
+from .scripts import Command, with_fallback
 
-__all__ = ["AutoPipeline", "Command"]
+__all__ = ["AutoPipeline", "usable_with"]
 
-#: One command: its words (``("PTTL", key)``, ``("EVALSHA", sha, 2, ...)``).
-Command = tuple[str | int | bytes, ...]
-# A submitted call: the command, what to send instead on NOSCRIPT, the caller's future.
-_Entry = tuple[Command, Command | None, "asyncio.Future[Any] | None"]
-
-
-# redis-py 5.2 wants a command name to check a connection out; 5.3+ warns about one.
-_NAMED_CHECKOUT = (
-    inspect.signature(ConnectionPool.get_connection).parameters["command_name"].default
-    is inspect.Parameter.empty
-)
-_NAME = "PIPELINE"
+# A submitted call: the command and the caller's future (None: nobody waits).
+_Entry = tuple[Command, "asyncio.Future[Any] | None"]
 
 
 def usable_with(client: object) -> TypeGuard[Redis]:
@@ -89,6 +81,7 @@ class AutoPipeline:
 
     Args:
         client: the data client (a ``redis.asyncio.Redis``).
+        tasks: the owner of the batches' tasks (they stop when it closes).
         run: awaits a Redis call within the store's deadline and translates
             its failures (``Store.run``); applied once per batch.
         translate: the store's translation of one error reply.
@@ -99,31 +92,29 @@ class AutoPipeline:
     def __init__(
         self,
         client: Redis,
+        tasks: Supervisor,
         run: Callable[[Awaitable[Any]], Awaitable[Any]],
         translate: Callable[[BaseException], BaseException],
     ) -> None:
         self._client = client
+        self._tasks = tasks
         self._run = run
         self._translate = translate
         self._pending: list[_Entry] = []
-        # Strong references: the event loop only keeps weak ones to tasks.
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    def submit(self, command: Command, fallback: Command | None = None) -> asyncio.Future[Any]:
+    def submit(self, command: Command) -> asyncio.Future[Any]:
         """Queue ``command`` for this pass's batch and return the future of its reply.
 
-        Args:
-            command: the command words.
-            fallback: sent instead when ``command`` gets ``NOSCRIPT`` (the
-                ``EVAL`` form of an ``EVALSHA``).
+        An ``EVALSHA`` of one of the package's scripts that gets ``NOSCRIPT``
+        is sent again as ``EVAL`` (see scripts.py).
         """
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue((command, fallback, future))
+        self._queue((command, future))
         return future
 
     def send(self, command: Command) -> None:
         """Queue ``command`` in this pass's batch and ignore its reply (e.g. a cleanup)."""
-        self._queue((command, None, None))
+        self._queue((command, None))
 
     def _queue(self, entry: _Entry) -> None:
         pending = self._pending
@@ -131,9 +122,7 @@ class AutoPipeline:
         if len(pending) == 1:
             # The task's first step runs after every callback already due in
             # this pass: whatever they submit joins the batch.
-            task = asyncio.get_running_loop().create_task(self._flush())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._flush())
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
@@ -147,7 +136,7 @@ class AutoPipeline:
             # This task was cancelled (the loop is closing): nobody will answer these callers.
             self._fail(batch, StoreUnavailable("the Redis call was interrupted"))
             raise
-        for (_command, _fallback, future), reply in zip(batch, replies, strict=True):
+        for (_command, future), reply in zip(batch, replies, strict=True):
             if future is None or future.done():  # nobody waits, or the caller gave up
                 continue
             if isinstance(reply, rex.RedisError):
@@ -157,22 +146,12 @@ class AutoPipeline:
 
     @staticmethod
     def _fail(batch: Sequence[_Entry], exc: BaseException) -> None:
-        for _command, _fallback, future in batch:
+        for _command, future in batch:
             if future is not None and not future.done():
                 future.set_exception(_own_copy(exc))
 
     async def _execute(self, batch: Sequence[_Entry]) -> list[Any]:
-        replies = await self._round_trip([command for command, _fallback, _future in batch])
-        again = [
-            i
-            for i, reply in enumerate(replies)
-            if isinstance(reply, rex.NoScriptError) and batch[i][1] is not None
-        ]
-        if again:  # an empty script cache (restart, failover): EVAL caches the scripts again
-            retried = await self._round_trip([batch[i][1] or () for i in again])
-            for i, reply in zip(again, retried, strict=True):
-                replies[i] = reply
-        return replies
+        return await with_fallback(self._round_trip, [command for command, _future in batch])
 
     async def _round_trip(self, commands: Sequence[Command]) -> list[Any]:
         """Send ``commands`` in one write on one pooled connection; read every reply.
@@ -186,7 +165,7 @@ class AutoPipeline:
         pool: Any = self._client.connection_pool  # typed differently by each redis-py
         # hiredis's stub says a 1-tuple; it packs a command of any length.
         packed = b"".join([hiredis.pack_command(c) for c in commands])  # type: ignore[arg-type]
-        conn = await (pool.get_connection(_NAME) if _NAMED_CHECKOUT else pool.get_connection())
+        conn = await checkout(pool)
         try:
             replies: list[Any] = await conn.retry.call_with_retry(
                 lambda: _send_and_read(conn, packed, len(commands)),
@@ -205,11 +184,8 @@ async def _send_and_read(conn: Any, packed: bytes, count: int) -> list[Any]:
         # The others follow it at once. redis-py would wrap each in a timeout of
         # its own, which costs more than reading the reply; the store's deadline
         # bounds the whole batch instead. The connection is ours alone meanwhile.
-        timeout, conn.socket_timeout = conn.socket_timeout, None
-        try:
+        with untimed_reads(conn):
             replies.extend([await _read(conn) for _ in range(count - 1)])
-        finally:
-            conn.socket_timeout = timeout
     return replies
 
 

@@ -32,18 +32,19 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from redis import exceptions as rex
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from ._feed import SessionFeed
-from ._store import AnyRedis, text
-from ._tasks import stop
-from .errors import ConfigurationError, StoreError
+from .._compat import refresh_cluster_slots
+from .._feed import SessionFeed
+from .._tasks import Supervisor
+from ..errors import ConfigurationError
+from .errors import LINK_FAILURES
+from .links import Endpoint, Heartbeat, RestartBackoff, endpoints, keep_up, side_connection
+from .replies import text
+from .store import AnyRedis
 
 __all__ = ["Listener", "missing_flags"]
 
@@ -54,14 +55,8 @@ HEARTBEAT_TIMEOUT_SECONDS = 2.0
 #: The ``notify-keyspace-events`` flags ``kea=True`` needs.
 FLAGS = "Egx"
 _PING = b"redis-jwt-heartbeat"
-_MAX_BACKOFF_SECONDS = 2.0
 #: How often a Cluster listener re-reads the slot map to cover new primaries.
 TOPOLOGY_CHECK_SECONDS = 5.0
-_FAILURES = (rex.RedisError, OSError, StoreError, TimeoutError)
-
-
-class HeartbeatMissed(rex.ConnectionError):
-    """The link did not answer the heartbeat in time (half-open or frozen peer)."""
 
 
 class TopologyChanged(rex.ConnectionError):
@@ -74,30 +69,15 @@ def missing_flags(current: str) -> str:
 
 
 class _Link:
-    __slots__ = ("conn", "last_rx", "ping_sent")
+    __slots__ = ("beat", "conn")
 
     def __init__(self, conn: AbstractConnection) -> None:
         self.conn = conn
-        self.last_rx = asyncio.get_running_loop().time()
-        self.ping_sent: float | None = None
-
-
-async def _refresh(client: RedisCluster) -> None:
-    # RedisCluster.initialize() is a no-op once done; the nodes manager re-reads CLUSTER SLOTS.
-    await client.initialize()
-    await client.nodes_manager.initialize()
+        self.beat = Heartbeat(HEARTBEAT_SECONDS, HEARTBEAT_TIMEOUT_SECONDS)
 
 
 def _addresses(client: RedisCluster) -> set[tuple[str, int]]:
     return {(str(node.host), int(node.port)) for node in client.get_primaries()}
-
-
-def _endpoints(client: AnyRedis) -> list[tuple[type[AbstractConnection], dict[str, Any]]]:
-    if isinstance(client, RedisCluster):
-        nodes = client.get_primaries()
-        return [(node.connection_class, dict(node.connection_kwargs)) for node in nodes]
-    pool = client.connection_pool
-    return [(pool.connection_class, dict(pool.connection_kwargs))]
 
 
 class Listener:
@@ -106,6 +86,7 @@ class Listener:
     Args:
         client: the data client, whose address and credentials the links reuse.
         feed: where notices and keyspace events go.
+        tasks: the owner of the listener's task.
         channel: the events channel.
         kea: also subscribe to keyspace events (and enable them).
         timeout_seconds: connect and answer timeout of the links.
@@ -120,6 +101,7 @@ class Listener:
         self,
         client: AnyRedis,
         feed: SessionFeed,
+        tasks: Supervisor,
         *,
         channel: str,
         kea: bool,
@@ -139,44 +121,26 @@ class Listener:
         self._config_reported = False
         self._expired_channel = b""
         self._del_channel = b""
+        self._tasks = tasks
         self._task: asyncio.Task[None] | None = None
         self._covered: set[tuple[str, int]] = set()
-        self._closed = False
         self.up = asyncio.Event()
 
-    def start(self) -> None:
-        """Start listening in the background."""
-        if self._task is None:
-            self._task = asyncio.create_task(self._supervise(), name="redis-jwt-listener")
+    @property
+    def _closed(self) -> bool:
+        return self._tasks.closed
 
-    async def aclose(self) -> None:
-        """Stop listening and close the links."""
-        self._closed = True
-        await stop(self._task)
-        self._task = None
+    def start(self) -> None:
+        """Start listening in the background (the supervisor stops it)."""
+        if self._task is None:
+            self._task = self._tasks.spawn(self._supervise(), name="redis-jwt-listener")
 
     # -- connecting ----------------------------------------------------------
 
-    def _connection(self, cls: type[AbstractConnection], kwargs: dict[str, Any]) -> Any:
-        for name in ("maint_notifications_pool_handler", "himport_registry", "event_dispatcher"):
-            kwargs.pop(name, None)
-        kwargs.update(
-            socket_timeout=self._timeout,
-            socket_connect_timeout=min(kwargs.get("socket_connect_timeout") or 5, self._timeout),
-            retry=Retry(NoBackoff(), 0),
-            retry_on_error=[],
-            retry_on_timeout=False,
-            health_check_interval=0,
-            decode_responses=False,
-            protocol=2,
-            client_name="redis-jwt-listener",
+    async def _open_link(self, endpoint: Endpoint, channels: Sequence[bytes]) -> _Link:
+        conn = side_connection(
+            endpoint, timeout_seconds=self._timeout, client_name="redis-jwt-listener"
         )
-        return cls(**kwargs)
-
-    async def _open_link(
-        self, cls: type[AbstractConnection], kwargs: dict[str, Any], channels: Sequence[bytes]
-    ) -> _Link:
-        conn = self._connection(cls, kwargs)
         try:
             async with asyncio.timeout(self._timeout * 3):
                 await conn.connect()
@@ -193,21 +157,21 @@ class Listener:
     async def _connect(self) -> list[_Link]:
         if isinstance(self._client, RedisCluster):
             async with asyncio.timeout(self._timeout * 3):
-                await _refresh(self._client)
-        endpoints = _endpoints(self._client)
-        if not endpoints:
+                await refresh_cluster_slots(self._client)
+        found = endpoints(self._client)
+        if not found:
             raise rex.ConnectionError("no Redis primary is known")
-        self._covered = {(str(kw.get("host")), int(kw.get("port") or 0)) for _, kw in endpoints}
-        db = int(endpoints[0][1].get("db") or 0)
+        self._covered = {(str(kw.get("host")), int(kw.get("port") or 0)) for _, kw in found}
+        db = int(found[0][1].get("db") or 0)
         self._expired_channel = f"__keyevent@{db}__:expired".encode()
         self._del_channel = f"__keyevent@{db}__:del".encode()
         keyevents = [self._expired_channel, self._del_channel] if self._kea else []
         links: list[_Link] = []
         try:
-            for i, (cls, kwargs) in enumerate(endpoints if self._kea else endpoints[:1]):
+            for i, endpoint in enumerate(found if self._kea else found[:1]):
                 # Channel messages reach every node of a cluster: one subscription is enough.
                 channels = [self._channel, *keyevents] if i == 0 else keyevents
-                links.append(await self._open_link(cls, kwargs, channels))
+                links.append(await self._open_link(endpoint, channels))
         except BaseException:
             await self._close(links)
             raise
@@ -242,30 +206,34 @@ class Listener:
     # -- running -------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        loop = asyncio.get_running_loop()
-        delay = 0.0
-        away_since: float | None = None  # wall clock; None: nothing to catch up on
-        while not self._closed:
+        backoff = RestartBackoff(0.1)
+        # Wall clock since which events may have been missed; None: nothing to catch up on.
+        away: list[float | None] = [None]
+
+        async def session() -> None:
             links: list[_Link] = []
             subscribed = False
             try:
                 links = await self._connect()
-                await self._on_up(away_since)
-                subscribed, away_since, delay = True, None, 0.0
+                await self._on_up(away[0])
+                subscribed, away[0] = True, None
+                backoff.up()
                 self.up.set()
                 await self._read_all(links)
-            except _FAILURES as exc:
-                self._lost(exc)
-            except Exception as exc:  # a bug: report it, keep listening
-                logger.exception("the events listener failed")
-                self._lost(exc)
             finally:
                 if subscribed and links:
-                    oldest = min(link.last_rx for link in links)
-                    away_since = time.time() - (loop.time() - oldest)
+                    oldest = min(link.beat.last_rx for link in links)
+                    away[0] = time.time() - (time.monotonic() - oldest)
                 await self._close(links)
-            await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.1), _MAX_BACKOFF_SECONDS)
+
+        await keep_up(
+            session,
+            backoff=backoff,
+            closed=lambda: self._closed,
+            on_failure=self._lost,
+            failures=LINK_FAILURES,
+            what="the events listener",
+        )
 
     def _lost(self, exc: BaseException) -> None:
         self.up.clear()
@@ -296,7 +264,7 @@ class Listener:
         while not self._closed:  # until a change or a failure ends the links
             await asyncio.sleep(TOPOLOGY_CHECK_SECONDS)
             async with asyncio.timeout(self._timeout * 3):
-                await _refresh(client)
+                await refresh_cluster_slots(client)
             now = _addresses(client)
             if now != covered:
                 raise TopologyChanged(
@@ -304,27 +272,19 @@ class Listener:
                 )
 
     async def _read(self, link: _Link) -> None:
-        loop = asyncio.get_running_loop()
-        conn = link.conn
+        conn, beat = link.conn, link.beat
         while not self._closed:
-            now = loop.time()
-            if link.ping_sent is None:
-                wait = link.last_rx + HEARTBEAT_SECONDS - now
-                if wait <= 0:
-                    await conn.send_command("PING", _PING, check_health=False)
-                    link.ping_sent = now
-                    continue
-            else:
-                wait = link.ping_sent + HEARTBEAT_TIMEOUT_SECONDS - now
-                if wait <= 0:
-                    raise HeartbeatMissed(
-                        f"no answer to the heartbeat within {HEARTBEAT_TIMEOUT_SECONDS:g} s"
-                    )
-            reply = await conn.read_response(timeout=wait)
+            now = time.monotonic()
+            if beat.overdue(now):
+                raise beat.missed()
+            if beat.ping_due(now):
+                await conn.send_command("PING", _PING, check_health=False)
+                beat.pinged(now)
+                continue
+            reply = await conn.read_response(timeout=max(0.0, beat.wait_seconds(now)))
             if reply is None:
                 continue
-            link.last_rx = loop.time()
-            link.ping_sent = None
+            beat.heard(time.monotonic())
             if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
                 self._dispatch(reply[1], reply[2])
 

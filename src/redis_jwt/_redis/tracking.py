@@ -46,11 +46,12 @@ import hiredis
 from redis import exceptions as rex
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from ._store import AnyRedis
-from ._tasks import stop
+from .._compat import asyncio_transport
+from .._tasks import Supervisor, stop
+from .errors import LINK_FAILURES
+from .links import Endpoint, Heartbeat, RestartBackoff, endpoints, keep_up, side_connection
+from .store import AnyRedis
 
 __all__ = ["InvalidationLinks"]
 
@@ -64,20 +65,7 @@ HEARTBEAT_TIMEOUT_SECONDS = 1.0
 MAX_SILENCE_SECONDS = 1.5
 _CHANNEL = b"__redis__:invalidate"
 _PING = b"redis-jwt-cache"
-_MAX_BACKOFF_SECONDS = 2.0
 _LAST_CHANCE_SECONDS = 0.02
-_FAILURES = (rex.RedisError, OSError, TimeoutError)
-
-
-class _HeartbeatMissed(rex.ConnectionError):
-    """The link did not answer the heartbeat in time (half-open or frozen peer)."""
-
-
-def _endpoints(client: AnyRedis) -> list[tuple[type[AbstractConnection], dict[str, Any]]]:
-    if isinstance(client, RedisCluster):
-        return [(n.connection_class, dict(n.connection_kwargs)) for n in client.get_primaries()]
-    pool = client.connection_pool
-    return [(pool.connection_class, dict(pool.connection_kwargs))]
 
 
 def _nothing() -> None:
@@ -92,8 +80,7 @@ class _Link(asyncio.Protocol):
         self._on_keys = on_keys
         self._reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
-        self.last_rx = time.monotonic()
-        self.ping_sent: float | None = None
+        self.beat = Heartbeat(HEARTBEAT_SECONDS, HEARTBEAT_TIMEOUT_SECONDS)
         loop = asyncio.get_running_loop()
         self.subscribed: asyncio.Future[None] = loop.create_future()
         #: Fails with the reason when the link is lost.
@@ -104,10 +91,7 @@ class _Link(asyncio.Protocol):
 
     def take_over(self) -> None:
         """Read the connection here from now on (redis-py has read every reply so far)."""
-        writer = getattr(self.conn, "_writer", None)
-        transport: Any = getattr(writer, "transport", None)
-        if not hasattr(transport, "set_protocol"):  # uvloop's transports are not asyncio's
-            raise RuntimeError("this redis-py keeps no asyncio transport to take over")
+        transport = asyncio_transport(self.conn)
         transport.set_protocol(self)
         self.transport = transport
 
@@ -123,8 +107,7 @@ class _Link(asyncio.Protocol):
             self._reply(reply)
 
     def _reply(self, reply: Any) -> None:
-        self.last_rx = time.monotonic()
-        self.ping_sent = None
+        self.beat.heard(time.monotonic())
         kind = reply[0] if isinstance(reply, list) and reply else None
         if kind == b"message" and len(reply) == 3:
             keys = reply[2]
@@ -173,6 +156,7 @@ class InvalidationLinks:
     Args:
         client: the data client, whose addresses and credentials the links reuse.
         prefix: the key prefix to track (``<prefix>:``).
+        tasks: the owner of the links' task.
         on_keys: called with the changed keys, or ``None`` for "everything"
             (``FLUSHALL``/``FLUSHDB``), inside the I/O callback.
         on_down: called when a link is lost (the cache must flush).
@@ -183,6 +167,7 @@ class InvalidationLinks:
         self,
         client: AnyRedis,
         prefix: str,
+        tasks: Supervisor,
         *,
         on_keys: Callable[[list[str] | None], None],
         on_down: Callable[[], None],
@@ -194,8 +179,9 @@ class InvalidationLinks:
         self._on_down = on_down
         self._timeout = timeout_seconds
         self._links: list[_Link] = []
+        self._tasks = tasks
         self._task: asyncio.Task[None] | None = None
-        self._closed = False
+        self._stopped = False
         #: Monotonic time until which the links count as live; 0 while down.
         self.alive_until = 0.0
         #: Set while every link is subscribed.
@@ -205,38 +191,28 @@ class InvalidationLinks:
         #: How many times the links were (re)established.
         self.connects = 0
 
+    @property
+    def _closed(self) -> bool:
+        return self._stopped or self._tasks.closed
+
     def start(self) -> None:
         """Connect in the background, and reconnect after every loss until closed."""
         if self._task is None and not self._closed:
-            self._task = asyncio.create_task(self._supervise(), name="redis-jwt-cache-links")
+            self._task = self._tasks.spawn(self._supervise(), name="redis-jwt-cache-links")
 
     async def aclose(self) -> None:
         """Stop and close the links."""
-        self._closed = True
+        self._stopped = True
         self.alive_until = 0.0
         await stop(self._task)
         self._task = None
 
     # -- connecting ----------------------------------------------------------
 
-    def _connection(self, cls: type[AbstractConnection], kwargs: dict[str, Any]) -> Any:
-        for name in ("maint_notifications_pool_handler", "himport_registry", "event_dispatcher"):
-            kwargs.pop(name, None)
-        kwargs.update(
-            socket_timeout=self._timeout,
-            socket_connect_timeout=min(kwargs.get("socket_connect_timeout") or 5, self._timeout),
-            retry=Retry(NoBackoff(), 0),
-            retry_on_error=[],
-            retry_on_timeout=False,
-            health_check_interval=0,
-            decode_responses=False,
-            protocol=2,
-            client_name="redis-jwt-cache",
+    async def _open_link(self, endpoint: Endpoint) -> _Link:
+        conn = side_connection(
+            endpoint, timeout_seconds=self._timeout, client_name="redis-jwt-cache"
         )
-        return cls(**kwargs)
-
-    async def _open_link(self, cls: type[AbstractConnection], kwargs: dict[str, Any]) -> _Link:
-        conn = self._connection(cls, kwargs)
         link = _Link(conn, self._on_keys)
         try:
             async with asyncio.timeout(self._timeout * 3):
@@ -260,13 +236,14 @@ class InvalidationLinks:
     async def _connect(self) -> list[_Link]:
         if isinstance(self._client, RedisCluster):
             await self._client.initialize()
-        endpoints = _endpoints(self._client)
-        if not endpoints:
+        found = endpoints(self._client)
+        if not found:
             raise rex.ConnectionError("no Redis primary is known")
         links: list[_Link] = []
         try:
-            for cls, kwargs in endpoints:
-                links.append(await self._open_link(cls, kwargs))
+            for endpoint in found:
+                # One by one: those opened before a failure must be closed.
+                links.append(await self._open_link(endpoint))  # noqa: PERF401
         except BaseException:
             for link in links:
                 await link.close()
@@ -276,8 +253,9 @@ class InvalidationLinks:
     # -- running -------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        delay = 0.0
-        while not self._closed:
+        backoff = RestartBackoff(0.05)
+
+        async def session() -> None:
             links: list[_Link] = []
             try:
                 try:
@@ -288,18 +266,25 @@ class InvalidationLinks:
                 self.connects += 1
                 self._heard()
                 self.up.set()
-                delay = 0.0
+                backoff.up()
                 await self._watch(links)
-            except _FAILURES as exc:
-                logger.warning("local cache: an invalidation link failed (%s); bypassing", exc)
-            except Exception:  # a bug: say so, keep the cache safe, keep trying
-                logger.exception("local cache: the invalidation link failed")
             finally:
                 self._lost()
                 for link in links:
                     await link.close()
-            await asyncio.sleep(delay)
-            delay = min(max(delay * 2, 0.05), _MAX_BACKOFF_SECONDS)
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, LINK_FAILURES):
+                logger.warning("local cache: an invalidation link failed (%s); bypassing", exc)
+
+        await keep_up(
+            session,
+            backoff=backoff,
+            closed=lambda: self._closed,
+            on_failure=failed,
+            failures=LINK_FAILURES,
+            what="local cache: the invalidation link",
+        )
 
     def _lost(self) -> None:
         self.alive_until = 0.0
@@ -316,7 +301,7 @@ class InvalidationLinks:
     def _heard(self) -> None:
         links = self._links
         if links:
-            self.alive_until = min(link.last_rx for link in links) + MAX_SILENCE_SECONDS
+            self.alive_until = min(link.beat.last_rx for link in links) + MAX_SILENCE_SECONDS
 
     async def _watch(self, links: list[_Link]) -> None:
         """Return never; raise when a link is lost or misses its heartbeat."""
@@ -327,15 +312,13 @@ class InvalidationLinks:
                 future.result()  # raises the link's failure
             now = time.monotonic()
             for link in links:
-                if link.ping_sent is None:
-                    if now - link.last_rx >= HEARTBEAT_SECONDS:
-                        link.send("PING", _PING)
-                        link.ping_sent = now
-                elif now - link.ping_sent > HEARTBEAT_TIMEOUT_SECONDS:
+                beat = link.beat
+                if beat.ping_due(now):
+                    link.send("PING", _PING)
+                    beat.pinged(now)
+                elif beat.overdue(now):
                     # A busy event loop may not have read an answer that came in
                     # time: let it poll once more before giving up.
                     await asyncio.sleep(_LAST_CHANCE_SECONDS)
-                    if link.ping_sent is not None:
-                        raise _HeartbeatMissed(
-                            f"no answer to the heartbeat within {HEARTBEAT_TIMEOUT_SECONDS:g} s"
-                        )
+                    if beat.ping_sent is not None:
+                        raise beat.missed()

@@ -13,26 +13,52 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
-from ._store import SCHEDULE_HORIZON_MS, Call, Store, text
+from .._layout import Layout
+from .replies import text
+from .store import Call, Store
+from .v1_store import SCHEDULE_HORIZON_MS
 
-__all__ = ["Schedule", "SettleRow"]
+__all__ = ["Inspection", "Schedule", "SettleRow"]
 
 logger = logging.getLogger("redis_jwt.events")
 
-#: What the sweeper tells ``settle.lua`` about one entry:
-#: (session key, user id, session id, ms left or -2 when ended).
-SettleRow = tuple[str, str, str, int]
+
+class SettleRow(NamedTuple):
+    """What the sweeper tells ``settle.lua`` about one schedule entry."""
+
+    session_key: str
+    user_id: str
+    session_id: str
+    #: Time left; None when the session ended (or the key is none of this layout's).
+    left_ms: int | None
+
+
+class Inspection(NamedTuple):
+    """What ``inspect.lua`` found about one session."""
+
+    #: False when its node failed: the entry comes due again after its lease.
+    known: bool
+    #: Time left; None when the session ended.
+    left_ms: int | None
 
 
 class Schedule:
-    """Reads and writes the expiry schedule through a :class:`~redis_jwt._store.Store`."""
+    """Reads and writes the expiry schedule through the store.
 
-    __slots__ = ("_layout", "_store")
+    Args:
+        store: the boundary's core.
+        layout: the key names.
+        origin: this instance's id in the notices ``settle.lua`` publishes.
+    """
 
-    def __init__(self, store: Store) -> None:
+    __slots__ = ("_layout", "_origin", "_store")
+
+    def __init__(self, store: Store, layout: Layout, *, origin: str) -> None:
         self._store = store
-        self._layout = store.layout
+        self._layout = layout
+        self._origin = origin
 
     def _by_bucket(self, keys: Iterable[str]) -> dict[int, list[str]]:
         buckets: dict[int, list[str]] = {}
@@ -70,26 +96,39 @@ class Schedule:
             elif reply:
                 claimed[bucket] = [text(v) for v in reply]
         if failed is not None and not claimed and all(isinstance(r, Exception) for r in replies):
-            await self._store.run(_raise(failed))
+            error = self._store.translate(failed)
+            if error is failed:
+                raise failed
+            raise error from failed
         return claimed
 
-    async def inspect(self, sessions: Sequence[tuple[str, str, str]]) -> list[int | None]:
-        """Per (session key, user id, session id): ms left, -2 when ended, None if unknown."""
+    async def inspect(self, sessions: Sequence[tuple[str, str, str]]) -> list[Inspection]:
+        """Look at each (session key, user id, session id) in its user's slot."""
         calls: list[Call] = [
             ("inspect", (key, self._layout.index_key(user_id)), (session_id,))
             for key, user_id, session_id in sessions
         ]
         replies = await self._store.run(self._store.batch(calls))
-        return [None if isinstance(r, Exception) else int(r) for r in replies]
+        return [
+            Inspection(False, None) if isinstance(r, Exception) else _inspection(int(r))
+            for r in replies
+        ]
 
     async def settle(self, entries: dict[int, list[SettleRow]], keep_ms: int) -> list[str]:
         """Reschedule live entries, log and announce ended ones; return the keys reported."""
         store = self._store
         calls: list[Call] = []
         for bucket, rows in entries.items():
-            args: list[str | int] = [store.channel, store.origin, keep_ms, SCHEDULE_HORIZON_MS]
+            args: list[str | int] = [
+                self._layout.channel,
+                self._origin,
+                keep_ms,
+                SCHEDULE_HORIZON_MS,
+            ]
             for row in rows:
-                args.extend(row)
+                # settle.lua's wire form: -2 for an ended session, as PTTL says it.
+                left = -2 if row.left_ms is None else row.left_ms
+                args.extend((row.session_key, row.user_id, row.session_id, left))
             keys = (self._layout.schedule_key(bucket), self._layout.expiry_log_key(bucket))
             calls.append(("settle", keys, args))
         replies = await store.run(store.batch(calls))
@@ -114,11 +153,6 @@ class Schedule:
         replies = await self._store.run(self._store.batch(calls, required=len(calls)))
         return [text(v) for reply in replies for v in reply]
 
-    async def time_ms(self) -> int:
-        """Return Redis's clock in ms."""
-        seconds, micros = await self._store.run(self._store.client.time())
-        return int(seconds) * 1000 + int(micros) // 1000
 
-
-async def _raise(error: Exception) -> None:
-    raise error
+def _inspection(left_ms: int) -> Inspection:
+    return Inspection(True, None if left_ms == -2 else left_ms)

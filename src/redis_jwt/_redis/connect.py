@@ -24,8 +24,8 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
-from ._store import AnyRedis
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
+from .store import AnyRedis
 
 __all__ = ["client_from_url"]
 

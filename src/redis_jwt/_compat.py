@@ -1,0 +1,206 @@
+"""Every use of a dependency's private attribute, in one place.
+
+Each function here reaches into redis-py, PyJWT or pydantic where their public
+API offers no way to do what the library needs. Each names the releases it was
+written for, and tests/test_compat.py checks each one against the installed
+release: when a release changes what is reached into, that test fails (the
+library must never become silently slower or wrong).
+
+Supported (declared) ranges: redis-py 5.2.1 - 8.x, PyJWT 2.13 - 2.15,
+pydantic 2.6.4 - 2.14.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import jwt
+from pydantic import BaseModel
+from redis.asyncio import ConnectionPool
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import AbstractConnection
+
+__all__ = [
+    "INTERNAL_CONNECTION_KWARGS",
+    "NAMED_CHECKOUT",
+    "asyncio_transport",
+    "checkout",
+    "close_sentinels",
+    "direct_construction_matches",
+    "direct_constructor",
+    "instance_jws",
+    "refresh_cluster_slots",
+    "side_connection_kwargs",
+    "untimed_reads",
+]
+
+M = TypeVar("M", bound=BaseModel)
+
+# -- redis-py --------------------------------------------------------------
+
+# redis-py 5.2 wants a command name to check a connection out; 5.3+ warns about one.
+NAMED_CHECKOUT = (
+    inspect.signature(ConnectionPool.get_connection).parameters["command_name"].default
+    is inspect.Parameter.empty
+)
+
+
+def checkout(pool: Any) -> Awaitable[Any]:
+    """Check a connection out of a redis-py async pool (redis-py 5.2 - 8.x)."""
+    if NAMED_CHECKOUT:
+        return pool.get_connection("PIPELINE")  # type: ignore[no-any-return]
+    return pool.get_connection()  # type: ignore[no-any-return]
+
+
+class untimed_reads:  # noqa: N801 - used like a function: ``with untimed_reads(conn):``
+    """Read replies without redis-py's per-read timeout (redis-py 5.2 - 8.x).
+
+    redis-py wraps every ``read_response`` in a timeout of its own when the
+    connection has a ``socket_timeout``; the caller's deadline bounds the whole
+    batch instead. The connection must be the caller's alone meanwhile. (A
+    class, not a generator: it runs once per pipelined batch.)
+    """
+
+    __slots__ = ("_conn", "_timeout")
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._timeout = conn.socket_timeout
+
+    def __enter__(self) -> None:
+        self._conn.socket_timeout = None
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._conn.socket_timeout = self._timeout
+
+
+#: Keyword arguments a pool hands its connections that are internal to
+#: redis-py (6.x - 8.x) and refused by a connection built on its own.
+INTERNAL_CONNECTION_KWARGS = (
+    "maint_notifications_pool_handler",
+    "himport_registry",
+    "event_dispatcher",
+)
+
+
+def side_connection_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """A pool's connection kwargs, fit to build one connection outside the pool."""
+    for name in INTERNAL_CONNECTION_KWARGS:
+        kwargs.pop(name, None)
+    return kwargs
+
+
+def asyncio_transport(conn: AbstractConnection) -> asyncio.Transport:
+    """The asyncio transport under an open redis-py connection (``conn._writer``).
+
+    Raises:
+        RuntimeError: when this redis-py (or uvloop) keeps no asyncio transport.
+    """
+    writer = getattr(conn, "_writer", None)
+    transport: Any = getattr(writer, "transport", None)
+    if not hasattr(transport, "set_protocol"):  # uvloop's transports are not asyncio's
+        raise RuntimeError("this redis-py keeps no asyncio transport to take over")
+    return transport  # type: ignore[no-any-return]
+
+
+async def refresh_cluster_slots(client: RedisCluster) -> None:
+    """Re-read ``CLUSTER SLOTS`` (redis-py 5.2 - 8.x: ``nodes_manager.initialize``).
+
+    ``RedisCluster.initialize()`` is a no-op once done; the nodes manager is
+    what re-reads the slot map.
+    """
+    await client.initialize()
+    await client.nodes_manager.initialize()
+
+
+async def close_sentinels(client: object) -> None:
+    """Close the sentinel links of a client built by ``Sentinel.master_for`` (redis-py 5.2 - 8.x).
+
+    The pool of such a client holds the ``Sentinel`` (``sentinel_manager``),
+    which closing the client leaves open.
+    """
+    pool = getattr(client, "connection_pool", None)
+    sentinels = getattr(pool, "sentinel_manager", None)
+    if sentinels is None:
+        return
+    if hasattr(sentinels, "aclose"):  # redis-py 6.x - 8.x
+        await sentinels.aclose()
+        return
+    # redis-py 5.2: no Sentinel.aclose; its sentinel clients are in ``sentinels``.
+    for sentinel in sentinels.sentinels:
+        await sentinel.aclose()
+
+
+# -- PyJWT -----------------------------------------------------------------
+
+
+def instance_jws(instance: jwt.PyJWT) -> jwt.PyJWS | None:
+    """The ``PyJWS`` of its own that a ``PyJWT`` instance holds (PyJWT 2.10 - 2.15).
+
+    None when this PyJWT shares the module-wide ``PyJWS`` between instances:
+    registering algorithms on it would then change every user of PyJWT.
+    """
+    jws = getattr(instance, "_jws", None)
+    if not isinstance(jws, jwt.PyJWS) or jws is getattr(jwt.api_jws, "_jws_global_obj", None):
+        return None
+    return jws
+
+
+# -- pydantic --------------------------------------------------------------
+
+# What a pydantic 2 model instance holds (pydantic 2.6 - 2.14); model_construct fills the same.
+_SLOTS = {"__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"}
+
+
+def _fill(model: type[M], fields: frozenset[str]) -> Callable[[dict[str, Any]], M]:
+    new = object.__new__
+    put = object.__setattr__
+
+    def build(values: dict[str, Any]) -> M:
+        instance: M = new(model)
+        put(instance, "__dict__", values)
+        put(instance, "__pydantic_fields_set__", set(fields))
+        put(instance, "__pydantic_extra__", None)
+        put(instance, "__pydantic_private__", None)
+        return instance
+
+    return build
+
+
+def direct_construction_matches(model: type[M], sample: dict[str, Any]) -> bool:
+    """Whether filling ``model`` directly gives what ``model_construct`` gives, for ``sample``."""
+    fields = frozenset(model.model_fields)
+    try:
+        ours, theirs = _fill(model, fields)(dict(sample)), model.model_construct(**sample)
+        return (
+            set(BaseModel.__slots__) == _SLOTS
+            and ours.__dict__ == theirs.__dict__
+            and ours.__pydantic_fields_set__ == theirs.__pydantic_fields_set__
+            and ours.__pydantic_extra__ == theirs.__pydantic_extra__
+            and ours.__pydantic_private__ == theirs.__pydantic_private__
+            and ours == theirs
+            and set(ours.__dict__) == fields
+        )
+    except Exception:  # pragma: no cover - a pydantic that stores models differently
+        return False
+
+
+def direct_constructor(model: type[M], sample: dict[str, Any]) -> Callable[[dict[str, Any]], M]:
+    """A builder of ``model`` instances from every field's value, without validation.
+
+    It fills the instance the way ``model_construct`` does (pydantic 2.6 -
+    2.14), for less: no walk over the fields for defaults and aliases. At
+    build time it makes ``sample`` both ways and compares them; should a
+    pydantic release store models differently it returns ``model_construct``
+    itself (tests/test_compat.py fails in that case, so it is never silent).
+    """
+    if direct_construction_matches(model, sample):
+        return _fill(model, frozenset(model.model_fields))
+
+    def constructed(values: dict[str, Any]) -> M:
+        return model.model_construct(**values)
+
+    return constructed

@@ -1,0 +1,211 @@
+"""Layout v1 (docs/layout.md): the session backend of ``RedisJWT(layout="v1")``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._backend import Emit, NewSession, SessionRules, load_data, utc
+from ._fast_session import new_session
+from ._layout import check_user_id, is_session_id, new_session_id
+from ._local_cache import LocalCache
+from ._redis.replies import Liveness, TouchFlag
+from ._redis.v1_store import V1Store
+from ._tokens import TokenCodec, dumps
+from .errors import ConfigurationError, SessionNotFound, StoreError
+from .models import Session, SessionInfo
+
+__all__ = ["V1Sessions"]
+
+logger = logging.getLogger("redis_jwt")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class V1Sessions:
+    """Sign, verify, extend, destroy, list and limit sessions of layout v1.
+
+    Attributes:
+        store: the v1 commands.
+        codec: signs and checks tokens.
+        rules: the lifetimes.
+        sliding: whether verify resets the idle ttl.
+        limit: sessions kept per user (0: no limit).
+        cache: the local verify cache, or None.
+        emit: puts session events on the bus.
+        unschedule: drops ended sessions (by key) from the expiry schedule.
+        wait_replicas: replicas that must confirm an ending (0: don't wait).
+        wait_timeout_ms: how long to wait for them.
+    """
+
+    store: V1Store
+    codec: TokenCodec
+    rules: SessionRules
+    sliding: bool
+    limit: int
+    cache: LocalCache | None
+    emit: Emit
+    unschedule: Callable[[list[str]], None]
+    wait_replicas: int
+    wait_timeout_ms: int
+
+    def check_user_id(self, user_id: object) -> str:
+        """Any non-empty str of at most 512 UTF-8 bytes."""
+        return check_user_id(user_id)
+
+    async def sign(self, new: NewSession) -> str:
+        """One script: store the session, index it, evict beyond the limit."""
+        user_id, idle_seconds = new.user_id, new.idle_seconds
+        try:
+            data = "" if new.data_session is None else dumps(new.data_session)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"data_session must be JSON-serialisable: {exc}") from exc
+        iat = int(time.time())
+        session_id = new_session_id()
+        claims: dict[str, Any] = {
+            "sub": user_id,
+            "sid": session_id,
+            "iat": iat,
+            "exp": iat + max(self.rules.max_age_seconds, idle_seconds),
+        }
+        if new.data_token:
+            claims["dat"] = new.data_token
+        token = self.codec.encode(claims)
+        signed = await self.store.sign(
+            user_id,
+            session_id,
+            idle_seconds=idle_seconds,
+            exp=claims["exp"],
+            data=data,
+            limit=self.limit,
+        )
+        if signed.evicted:  # their schedule entries must not come due as expiries
+            layout = self.store.layout
+            self.unschedule([layout.session_key(user_id, v) for v in signed.evicted])
+        for victim in signed.evicted:
+            self.emit("destroyed", user_id, victim, reason="evicted")
+        self.emit("created", user_id, session_id)
+        return token
+
+    async def verify(self, token: str, *, with_session: bool) -> Session:
+        """Local signature check, then one ``PTTL`` (or touch.lua to slide or load)."""
+        claims = self.codec.decode(token)
+        user_id: str = claims["sub"]
+        session_id: str = claims["sid"]
+        if self.sliding or with_session:
+            flags = (TouchFlag.SLIDE if self.sliding else TouchFlag.NONE) | (
+                TouchFlag.LOAD if with_session else TouchFlag.NONE
+            )
+            alive = await self.store.touch(user_id, session_id, flags)
+        elif self.cache is not None:
+            alive = await self.cache.alive(user_id, session_id, claims["exp"])
+        else:
+            alive = await self.store.alive(user_id, session_id)
+        return self._session(claims, alive, with_session)
+
+    async def extend(self, token: str) -> Session:
+        """touch.lua with SLIDE and ANNOUNCE."""
+        claims = self.codec.decode(token)
+        user_id, session_id = claims["sub"], claims["sid"]
+        alive = await self.store.touch(user_id, session_id, TouchFlag.SLIDE | TouchFlag.ANNOUNCE)
+        session = self._session(claims, alive, False)
+        self.emit("extended", user_id, session_id)
+        return session
+
+    @staticmethod
+    def _session(claims: dict[str, Any], alive: Liveness | None, with_session: bool) -> Session:
+        if alive is None:
+            raise SessionNotFound("the session has ended; log in again")
+        now = time.time()
+        ttl_ms = alive.ttl_ms
+        # A key that lost its expiry outside the library, or a Redis clock a
+        # little ahead of ours: the JWT exp is the hard end either way.
+        if ttl_ms is None or now + ttl_ms / 1000 > claims["exp"]:
+            ttl_ms = max(0, int((claims["exp"] - now) * 1000))
+        return new_session(
+            {
+                "user_id": claims["sub"],
+                "session_id": claims["sid"],
+                "data_token": claims.get("dat") or {},
+                "data_session": load_data(alive.data_json) if with_session else None,
+                "issued_at": utc(claims["iat"]),
+                "expires_at": utc(now + ttl_ms / 1000),
+                "ttl": ttl_ms // 1000,
+                "claims": claims,
+            }
+        )
+
+    async def destroy(self, token: str) -> bool:
+        """destroy.lua for the token's session (an expired ``exp`` is accepted)."""
+        claims = self.codec.decode(token, verify_exp=False)
+        return await self._end(claims["sub"], claims["sid"], "logout")
+
+    async def revoke(self, user_id: str, session_id: str) -> bool:
+        """destroy.lua for one session id; False for an id this layout never makes."""
+        if not is_session_id(session_id):
+            return False
+        return await self._end(user_id, session_id, "revoke")
+
+    async def _end(self, user_id: str, session_id: str, reason: str) -> bool:
+        ended = await self.store.destroy(user_id, session_id, reason)
+        if ended:
+            self.emit("destroyed", user_id, session_id, reason=reason)
+            await self._confirm_replicated(user_id)
+        return ended
+
+    async def _confirm_replicated(self, user_id: str) -> None:
+        """With ``wait_replicas``, report an ending that replicas did not confirm in time."""
+        if not self.wait_replicas:
+            return
+        try:
+            confirmed = await self.store.wait_replicas(
+                user_id, self.wait_replicas, self.wait_timeout_ms
+            )
+        except StoreError as exc:
+            problem = f"could not WAIT for replicas ({exc})"
+        else:
+            if confirmed >= self.wait_replicas:
+                return
+            problem = f"{confirmed} of {self.wait_replicas} replicas confirmed it"
+        message = (
+            f"the session end of user {user_id!r} is done on the primary but {problem} "
+            f"within {self.wait_timeout_ms} ms: a failover now could bring the session back"
+        )
+        logger.warning("%s", message)
+        self.emit("error", user_id, reason="wait_replicas", error=StoreError(message))
+
+    async def destroy_all(self, user_id: str) -> int:
+        """destroy_all.lua: every session of the user, from the index."""
+        ended = await self.store.destroy_all(user_id)
+        if ended:
+            layout = self.store.layout
+            self.unschedule([layout.session_key(user_id, s) for s in ended])
+        for session_id in ended:
+            self.emit("destroyed", user_id, session_id, reason="destroy_all")
+        if ended:
+            await self._confirm_replicated(user_id)
+        return len(ended)
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        """list.lua, newest first."""
+        rows = await self.store.list(user_id)
+        now = time.time()
+        rows.sort(key=lambda row: (row.created_us, row.session_id), reverse=True)
+        return [
+            SessionInfo.model_construct(
+                user_id=user_id,
+                session_id=row.session_id,
+                issued_at=utc(row.created_us / 1_000_000),
+                expires_at=utc(now + max(row.ttl_ms, 0) / 1000),
+                ttl=max(row.ttl_ms, 0) // 1000,
+                idle_ttl=row.idle_ttl_seconds,
+                data_session=load_data(row.data_json),
+            )
+            for row in rows
+        ]
+
+    async def count(self, user_id: str) -> int:
+        """list.lua in count mode."""
+        return await self.store.count(user_id)

@@ -1,0 +1,206 @@
+"""Every reach-in of redis_jwt._compat, checked against the installed release.
+
+Each test names the range of releases it was written for and first checks
+that the installed release is inside it: a release outside the range fails
+here (re-check the reach-in, then widen the range), and a release that
+changes what is reached into fails the checks after it. Nothing may become
+silently slower or wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+import pydantic
+import pytest
+import redis
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+from redis_jwt import Session, _compat
+from redis_jwt._token_cache import _PreparedHMAC, prepared_jwt
+from redis_jwt.keys import KeyRing
+
+SECRET = "a-compat-test-secret-of-at-least-32-bytes!"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    parts = []
+    for part in text.split(".")[:3]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def written_for(package: str, installed: str, lowest: str, below: str) -> None:
+    """Fail loudly when ``installed`` is outside [lowest, below)."""
+    if not _version(lowest) <= _version(installed) < _version(below):
+        pytest.fail(
+            f"redis_jwt._compat was written for {package} >={lowest},<{below}; "
+            f"{installed} is installed: re-check this reach-in, then widen the range"
+        )
+
+
+def redis_py() -> None:
+    written_for("redis-py", redis.__version__, "5.2.1", "9")
+
+
+def pyjwt() -> None:
+    written_for("PyJWT", jwt.__version__, "2.13.0", "2.16")
+
+
+def pydantic_v() -> None:
+    written_for("pydantic", pydantic.VERSION, "2.6.4", "2.15")
+
+
+# -- redis-py --------------------------------------------------------------
+
+
+async def test_pool_checkout_matches_get_connection(redis_url: str) -> None:
+    """redis-py 5.2.1 - 8.x: ``get_connection`` takes a command name up to 5.2 only."""
+    redis_py()
+    parameter = inspect.signature(ConnectionPool.get_connection).parameters.get("command_name")
+    assert parameter is not None, "ConnectionPool.get_connection lost its command_name parameter"
+    assert (_version(redis.__version__) < (5, 3)) == _compat.NAMED_CHECKOUT
+    client = Redis.from_url(redis_url)
+    try:
+        pool = client.connection_pool
+        conn = await _compat.checkout(pool)
+        try:
+            await conn.send_command("PING")
+            assert await conn.read_response() in (b"PONG", "PONG")
+        finally:
+            await pool.release(conn)
+    finally:
+        await client.aclose()
+
+
+async def test_untimed_reads_lifts_and_restores_the_socket_timeout(redis_url: str) -> None:
+    """redis-py 5.2.1 - 8.x: a connection's per-read timeout is its ``socket_timeout``."""
+    redis_py()
+    client = Redis.from_url(redis_url, socket_timeout=0.5)
+    try:
+        pool = client.connection_pool
+        conn = await _compat.checkout(pool)
+        try:
+            assert conn.socket_timeout == 0.5
+            with _compat.untimed_reads(conn):
+                assert conn.socket_timeout is None
+                await conn.send_command("PING")
+                assert await conn.read_response() in (b"PONG", "PONG")
+            assert conn.socket_timeout == 0.5
+        finally:
+            await pool.release(conn)
+    finally:
+        await client.aclose()
+
+
+def test_side_connections_accept_every_other_pool_kwarg(redis_url: str) -> None:
+    """redis-py 5.2.1 - 8.x: a pool's connection kwargs, minus the internal ones, build a
+    connection by themselves; a new internal kwarg fails this test, not the listener."""
+    redis_py()
+    pool = ConnectionPool.from_url(redis_url)
+    accepted = set(inspect.signature(pool.connection_class.__init__).parameters)
+    takes_any = any(
+        p.kind is inspect.Parameter.VAR_KEYWORD
+        for p in inspect.signature(pool.connection_class.__init__).parameters.values()
+    )
+    kwargs = _compat.side_connection_kwargs(dict(pool.connection_kwargs))
+    assert not set(_compat.INTERNAL_CONNECTION_KWARGS) & set(kwargs)
+    if not takes_any:
+        assert set(kwargs) <= accepted, f"unknown connection kwargs: {set(kwargs) - accepted}"
+    conn = pool.connection_class(**kwargs)
+    assert conn.host == pool.connection_kwargs["host"]
+
+
+async def test_an_open_connection_exposes_its_asyncio_transport(redis_url: str) -> None:
+    """redis-py 5.2.1 - 8.x: an open connection keeps its ``StreamWriter`` in ``_writer``."""
+    redis_py()
+    pool = ConnectionPool.from_url(redis_url)
+    kwargs = _compat.side_connection_kwargs(dict(pool.connection_kwargs))
+    conn: Any = pool.connection_class(**kwargs)
+    await conn.connect()
+    try:
+        transport = _compat.asyncio_transport(conn)
+        assert isinstance(transport, asyncio.Transport)
+        assert not transport.is_closing()
+    finally:
+        await conn.disconnect()
+    with pytest.raises(RuntimeError, match="asyncio transport"):
+        _compat.asyncio_transport(conn)
+
+
+def test_a_cluster_client_has_a_nodes_manager_that_reinitialises() -> None:
+    """redis-py 5.2.1 - 8.x: ``RedisCluster.nodes_manager.initialize`` re-reads the slot map."""
+    redis_py()
+    client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", 1)])
+    manager = getattr(client, "nodes_manager", None)
+    assert manager is not None, "RedisCluster has no nodes_manager"
+    assert inspect.iscoroutinefunction(manager.initialize)
+
+
+async def test_a_sentinel_client_pool_holds_its_sentinels() -> None:
+    """redis-py 5.2.1 - 8.x: ``Sentinel.master_for`` pools keep the ``Sentinel`` as
+    ``sentinel_manager``, which closing the client leaves open (``Sentinel.aclose``
+    from redis-py 6; its ``sentinels`` clients before)."""
+    redis_py()
+    sentinel = Sentinel([("127.0.0.1", 1)])  # type: ignore[no-untyped-call]
+    client = sentinel.master_for("service")
+    assert getattr(client.connection_pool, "sentinel_manager", None) is sentinel
+    if _version(redis.__version__) >= (6,):
+        assert inspect.iscoroutinefunction(sentinel.aclose)
+    else:  # 5.2 has no Sentinel.aclose: its clients are closed one by one
+        assert all(isinstance(s, Redis) for s in sentinel.sentinels)
+        assert len(sentinel.sentinels) == 1
+    await _compat.close_sentinels(client)  # nothing was opened: a no-op that must not fail
+    await _compat.close_sentinels(object())
+
+
+# -- PyJWT -----------------------------------------------------------------
+
+
+def test_each_pyjwt_instance_has_its_own_jws() -> None:
+    """PyJWT 2.13 - 2.15: ``PyJWT()`` holds a ``PyJWS`` of its own in ``_jws``, so the
+    prepared HMAC algorithms never leak into other users of PyJWT."""
+    pyjwt()
+    first, second = jwt.PyJWT(), jwt.PyJWT()
+    jws = _compat.instance_jws(first)
+    assert jws is not None, "PyJWT instances share one PyJWS: prepared_jwt would fall back"
+    assert jws is not _compat.instance_jws(second)
+    ring = KeyRing.from_secret(SECRET, "HS256")
+    prepared = prepared_jwt(ring)
+    own = _compat.instance_jws(prepared)
+    assert own is not None
+    assert isinstance(own.get_algorithm_by_name("HS256"), _PreparedHMAC)
+    assert not isinstance(jwt.api_jws.get_algorithm_by_name("HS256"), _PreparedHMAC)
+
+
+# -- pydantic --------------------------------------------------------------
+
+
+def test_sessions_are_filled_like_model_construct() -> None:
+    """pydantic 2.6.4 - 2.14: a model instance is its ``__dict__`` plus three
+    ``__pydantic_*__`` slots; the direct fill must equal ``model_construct``."""
+    pydantic_v()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    sample: dict[str, Any] = {
+        "user_id": "u",
+        "session_id": "s",
+        "data_token": {"a": 1},
+        "data_session": None,
+        "issued_at": at,
+        "expires_at": at,
+        "ttl": 1,
+        "claims": {"sub": "u"},
+    }
+    assert _compat.direct_construction_matches(Session, sample), (
+        "pydantic stores models differently: Session would be built by model_construct"
+    )
+    built = _compat.direct_constructor(Session, sample)(dict(sample))
+    assert built == Session.model_construct(**sample)
+    assert built.model_dump() == Session.model_construct(**sample).model_dump()
