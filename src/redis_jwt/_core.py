@@ -146,6 +146,10 @@ class RedisJWT:
         options = resolved.options
         self.sliding = bool(options.sliding)
         self.kea = bool(options.kea)
+        #: The key layout: ``"v1"`` or ``"redis-jwt"`` (the Node package's).
+        self.layout_name: Literal["v1", "redis-jwt"] = options.layout
+        #: The namespace of every key this instance writes.
+        self.prefix: str = options.prefix
         self.layout = Layout(options.prefix)
         self._keys = resolved.keys
         self._rules = resolved.rules

@@ -112,11 +112,7 @@ def build_auth(settings: Settings, options: Options, **overrides: Any) -> RedisJ
 
 def namespace_of(auth: RedisJWT) -> tuple[str, str]:
     """Return ``(layout, prefix)`` of ``auth``: what the key-counting code must scan for."""
-    # RedisJWT exposes its key layout object; its prefix names the v1 namespace.
-    layout_object = getattr(auth, "layout", None)
-    prefix = str(getattr(layout_object, "prefix", "rjwt"))
-    layout = "redis-jwt" if getattr(auth, "_node", None) is not None else "v1"
-    return layout, prefix
+    return auth.layout_name, auth.prefix
 
 
 async def require_redis(auth: RedisJWT, url: str) -> None:
