@@ -51,7 +51,8 @@ def lowest(session: nox.Session) -> None:
     constraints = Path(session.create_tmp()) / "lowest-constraints.txt"
     constraints.write_text(str(pins), encoding="utf-8")
     session.install("-c", str(constraints), "-e", ".[dev]")
-    session.run("python", "-c", _PIN_INSTALLED, *LOWEST)
+    ran = session.run("python", "-c", _PIN_INSTALLED, *LOWEST, silent=True)
+    session.log(f"versions under test: {', '.join(str(ran).split())}")
     session.run("pytest", "-p", "no:cacheprovider", *session.posargs)
 
 
