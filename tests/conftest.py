@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from redis.asyncio import Redis
 
 from redis_jwt import RedisJWT
 from redis_jwt.testing import RedisBinary, RedisServer, find_redis_servers
@@ -59,3 +60,16 @@ async def auth(redis_url: str) -> AsyncIterator[RedisJWT]:
     """An open RedisJWT with the default options on a clean server."""
     async with RedisJWT(secret=SECRET, redis_url=redis_url) as instance:
         yield instance
+
+
+def pool_counts(client: Redis) -> tuple[int, int]:
+    """(idle, in use) connections of a client's pool, on every supported redis-py.
+
+    Recent redis-py has ``get_connection_count``; redis-py 5.2 (the lowest supported,
+    docs/versions.md) has no public count, so the pool's own lists are read there.
+    """
+    pool = client.connection_pool
+    if hasattr(pool, "get_connection_count"):
+        idle, in_use = (count for count, _ in pool.get_connection_count())
+        return idle, in_use
+    return len(pool._available_connections), len(pool._in_use_connections)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import pytest
 from redis.asyncio import Redis
@@ -24,7 +23,7 @@ from redis.asyncio import Redis
 from redis_jwt import RedisJWT, Session
 from redis_jwt.testing import RedisServer, TCPProxy
 
-from .conftest import SECRET
+from .conftest import SECRET, pool_counts
 
 USERS = [f"user-{i}" for i in range(32)]
 CANCELLATIONS = 1000
@@ -67,10 +66,19 @@ async def test_cancelled_verifies_never_get_or_give_another_callers_reply(layout
                     return await verify_as(user)
 
             pttls_before = pttl_calls(server)
+
+            def sent_then_cancelled() -> int:
+                # Redis ran more PTTLs than callers received replies (each verify is
+                # one PTTL): those cancellations hit a command already sent.
+                return pttl_calls(server) - pttls_before - completed
+
             proxy.delay_seconds = 0.002
             cancelled = completed = rounds = undisturbed = 0
-            started = time.monotonic()
-            while cancelled < CANCELLATIONS and rounds < 1000:
+            # How many cancellations land after the send depends on the machine's
+            # speed: go on until enough did (the mid-flight case is the point).
+            while rounds < 1000 and (
+                cancelled < CANCELLATIONS or sent_then_cancelled() < CANCELLATIONS // 4
+            ):
                 rounds += 1
                 doomed: list[asyncio.Task[Session]] = []
                 tasks: list[asyncio.Task[Session]] = []
@@ -97,17 +105,12 @@ async def test_cancelled_verifies_never_get_or_give_another_callers_reply(layout
                     else:
                         raise AssertionError(f"{USERS[i]}: unexpected {result!r}")
                     undisturbed += i % 4 == 0
-            elapsed = time.monotonic() - started
             assert cancelled >= CANCELLATIONS, (cancelled, rounds)
             assert undisturbed == rounds * len(USERS) // 4  # every undisturbed verify succeeded
-            assert elapsed < 60, elapsed  # typically 6-10 s; a bound, not a benchmark
             if layout == "v1":
                 # Cancelled callers never interrupt a connection: none had to be replaced.
                 assert proxy.connections_total <= len(USERS), proxy.connections_total
-            # Many cancellations hit a command already sent: Redis ran more PTTLs than
-            # callers received replies (each verify is one PTTL).
-            sent_then_cancelled = pttl_calls(server) - pttls_before - completed
-            assert sent_then_cancelled >= CANCELLATIONS // 4, sent_then_cancelled
+            assert sent_then_cancelled() >= CANCELLATIONS // 4, (sent_then_cancelled(), rounds)
 
             # Healthy afterwards: plain verifies work, nothing is stuck in use, and the
             # connections that cancellations dropped were closed, not leaked.
@@ -116,7 +119,7 @@ async def test_cancelled_verifies_never_get_or_give_another_callers_reply(layout
                 await verify_as(user)
             client = auth.redis
             assert isinstance(client, Redis)
-            idle, in_use = (count for count, _ in client.connection_pool.get_connection_count())
+            idle, in_use = pool_counts(client)
             assert in_use == 0
             assert idle <= len(USERS) + 1
 

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from redis_jwt import RedisJWT, Session, errors
 from redis_jwt.testing import RedisServer, TCPProxy
 
-from .conftest import SECRET
+from .conftest import SECRET, pool_counts
 
 USERS = [f"user-{i}" for i in range(24)]
 
@@ -180,5 +180,5 @@ async def test_cancelled_callers_of_mixed_batches_never_get_another_reply() -> N
             assert len(results) == len(USERS)
             client = auth.redis
             assert isinstance(client, Redis)
-            _idle, in_use = (count for count, _ in client.connection_pool.get_connection_count())
+            _idle, in_use = pool_counts(client)
             assert in_use == 0

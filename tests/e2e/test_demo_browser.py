@@ -2,8 +2,8 @@
 
 Run with ``nox -s e2e`` (or ``pytest tests/e2e -m e2e``). It needs Debian's
 ``chromium`` and ``chromium-driver`` packages; Selenium is pointed at the
-system chromedriver and never downloads anything. Without them the test is
-skipped and says why.
+system chromedriver and never downloads anything. Without them the test
+fails and says what to install: a skipped browser test must not pass for one.
 """
 
 from __future__ import annotations
@@ -53,9 +53,10 @@ def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WebDriv
     chromium = _find("chromium", "chromium-browser")
     chromedriver = _find("/usr/bin/chromedriver", "chromedriver")
     if chromium is None or chromedriver is None:
-        pytest.skip(
-            "e2e skipped: no chromium/chromedriver on this machine and none could be "
-            "installed (as root: apt-get install -y chromium chromium-driver)"
+        pytest.fail(
+            "no chromium/chromedriver on this machine "
+            "(as root: apt-get install -y chromium chromium-driver)",
+            pytrace=False,
         )
     # Selenium Manager must never fetch a driver or a browser.
     monkeypatch.setenv("SE_OFFLINE", "true")
