@@ -61,7 +61,17 @@ class LocalCache:
         max_entries: how many session keys to remember.
     """
 
-    __slots__ = ("_entries", "_layout", "_links", "_max", "_store", "_tickets", "_timeout", "hits")
+    __slots__ = (
+        "_entries",
+        "_layout",
+        "_links",
+        "_max",
+        "_store",
+        "_tickets",
+        "_timeout",
+        "_users",
+        "hits",
+    )
 
     def __init__(
         self,
@@ -80,6 +90,10 @@ class LocalCache:
         self._entries: dict[str, float] = {}
         # session key -> the ticket of the fill in flight
         self._tickets: dict[str, object] = {}
+        # index key -> the session keys of that user filled since the index last
+        # changed: a session counts only while its index entry exists (an evicted
+        # index must end them all here too, see alive.lua).
+        self._users: dict[str, set[str]] = {}
         self._links = InvalidationLinks(
             client,
             store.layout.prefix,
@@ -118,15 +132,20 @@ class LocalCache:
         """Forget every entry and revoke every fill in flight."""
         self._entries.clear()
         self._tickets.clear()
+        self._users.clear()
 
     def _invalidate(self, keys: list[str] | None) -> None:
         if keys is None:
             self.clear()
             return
         entries, tickets = self._entries, self._tickets
+        users = self._users
         for key in keys:
             entries.pop(key, None)
             tickets.pop(key, None)
+            for session_key in users.pop(key, ()):
+                entries.pop(session_key, None)
+                tickets.pop(session_key, None)
 
     async def alive(self, user_id: str, session_id: str, exp: int) -> Liveness | None:
         """The session's ttl (None when it does not exist), from memory when possible.
@@ -144,7 +163,10 @@ class LocalCache:
                 self.hits += 1
                 return Liveness(int((deadline - now) * 1000))
             del self._entries[key]
+        if len(self._users) >= self._max:
+            self.clear()  # bounded: start afresh (fills in flight are not stored)
         ticket = self._tickets[key] = object()
+        self._users.setdefault(self._layout.index_key(user_id), set()).add(key)
         wall = time.time()
         try:
             alive = await self._store.alive(user_id, session_id)

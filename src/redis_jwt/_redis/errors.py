@@ -5,8 +5,11 @@ store's deadline, the auto-pipeline's error replies, the schedule's batches),
 so a failure means the same thing wherever it happened::
 
     asyncio / redis-py timeout           -> StoreTimeout      (503)
+    a script run past its call's deadline -> StoreTimeout     (503)
     connection, cluster, readonly, ACL   -> StoreUnavailable  (503)
     any other Redis error reply          -> StoreError        (503)
+    redis-py failing inside itself       -> StoreUnavailable  (503)
+      (AttributeError... from a connection torn down under it)
     anything else                        -> not translated: a bug looks like a bug
 """
 
@@ -14,9 +17,10 @@ from __future__ import annotations
 
 from redis import exceptions as rex
 
+from .._compat_cluster import raised_by_redis_py
 from ..errors import StoreError, StoreTimeout, StoreUnavailable
 
-__all__ = ["LINK_FAILURES", "UNAVAILABLE", "translate"]
+__all__ = ["LATE", "LINK_FAILURES", "UNAVAILABLE", "translate"]
 
 # Redis errors that mean "this node cannot serve right now", as opposed to a
 # reply about the data. They all deserve a 503 and a retry later.
@@ -32,6 +36,11 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
 )
 _TIMEOUTS: tuple[type[BaseException], ...] = (TimeoutError, rex.TimeoutError)
+#: What a writing script answers when it ran after its call's deadline (docs/layout.md).
+LATE = "redis-jwt: late"
+# Not Redis's errors, but raised from inside redis-py when a connection it was
+# still using was torn down: Redis trouble for the caller, not a bug of ours.
+_CLIENT_SIDE: tuple[type[BaseException], ...] = (AttributeError, TypeError, ValueError)
 
 #: What ends a side connection (listener, invalidation link) without being a bug.
 LINK_FAILURES: tuple[type[BaseException], ...] = (
@@ -56,6 +65,11 @@ def translate(exc: BaseException, *, deadline_seconds: float) -> StoreError | No
     """
     if isinstance(exc, StoreError):
         return exc
+    if isinstance(exc, rex.ResponseError) and LATE in str(exc):
+        # The script refused to apply: the caller is told it failed, as on a timeout.
+        return StoreTimeout(f"Redis did not answer within {deadline_seconds:g} s")
+    if isinstance(exc, _CLIENT_SIDE) and raised_by_redis_py(exc):
+        return StoreUnavailable(f"the Redis connection broke: {exc!r}")
     for classes, error, message in _TABLE:
         if isinstance(exc, classes):
             return error(message.format(deadline=deadline_seconds, exc=exc))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from .._compat import close_sentinels
+from .._compat_cluster import call_in_slot, gather_in_slots, send_on_node
 from .._tasks import Supervisor
 from ..errors import StoreError, StoreUnavailable
 from .errors import translate
@@ -45,6 +47,12 @@ def _command(call: Call) -> Command:
     if name in SCRIPTS:
         return evalsha(name, keys, args)
     return (name, *keys, *args)
+
+
+def _key_of(command: Command) -> str:
+    """A key of ``command`` (the first one), which names its Cluster slot."""
+    key = command[3] if command[0] in ("EVALSHA", "EVAL") else command[1]
+    return key.decode() if isinstance(key, bytes) else str(key)
 
 
 class Store:
@@ -84,6 +92,20 @@ class Store:
     def deadline_seconds(self) -> float:
         """How long one call may take, retry included."""
         return self._deadline
+
+    @property
+    def cluster(self) -> bool:
+        """Whether the client talks to a Redis Cluster (its commands are routed by us)."""
+        return isinstance(self.client, RedisCluster)
+
+    def deadline_ms(self) -> int:
+        """Unix ms after which a call starting now must not apply: its caller was told it failed.
+
+        Passed to the writing scripts, which check it against Redis's clock (see
+        docs/layout.md, "Clocks"); the last tenth of the budget is left for the
+        reply to travel.
+        """
+        return int((time.time() + self._deadline * 0.9) * 1000)
 
     @property
     def pipelined(self) -> bool:
@@ -133,10 +155,19 @@ class Store:
         self._pipe.send(command)
         return True
 
+    async def direct(self, command: Command) -> Any:
+        """Send one command directly, without a deadline of its own (inside :meth:`run`)."""
+        return await self._direct(command)
+
     async def _direct(self, command: Command) -> Any:
+        client = self.client
+
         async def send(commands: Sequence[Command]) -> list[Any]:
             try:
-                return [await self.client.execute_command(*commands[0])]
+                if isinstance(client, RedisCluster):
+                    # Routed by us: ASK, MOVED and TRYAGAIN followed (see _compat_cluster.py).
+                    return [await call_in_slot(client, _key_of(commands[0]), commands[0])]
+                return [await client.execute_command(*commands[0])]  # type: ignore[no-untyped-call]
             except rex.NoScriptError as exc:
                 return [exc]
 
@@ -156,8 +187,12 @@ class Store:
         others come back as values.
         """
 
+        client = self.client
+
         async def send(commands: Sequence[Command]) -> list[Any]:
-            pipe = self.client.pipeline(transaction=False)
+            if isinstance(client, RedisCluster):  # each to its own slot's node, all at once
+                return await gather_in_slots(client, [(_key_of(c), c, None) for c in commands])
+            pipe = client.pipeline(transaction=False)
             for command in commands:
                 pipe.execute_command(*command)
             replies: list[Any] = await pipe.execute(raise_on_error=False)
@@ -207,24 +242,10 @@ class Store:
         ]
         client = self.client
         if isinstance(client, RedisCluster):
-            found = client.get_node_from_key(marker)
-            if found is None:
+            node = client.get_node_from_key(marker)
+            if node is None:
                 raise self.fail(f"no Cluster node serves {marker!r}")
-            node = found
-            conn = node.acquire_connection()
-
-            async def on_node() -> Any:
-                try:
-                    await conn.send_packed_command(conn.pack_commands(commands))
-                    replies = [await conn.read_response() for _ in commands]
-                except BaseException:
-                    await conn.disconnect(nowait=True)
-                    raise
-                finally:
-                    node.release(conn)
-                return replies[-1]
-
-            return int(await self.run(on_node()))
+            return int(await self.run(send_on_node(node, commands)))
 
         async def on_one_connection() -> Any:
             async with client.client() as single:

@@ -6,14 +6,19 @@ into the typed values of :mod:`.replies` before they leave this module.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import secrets
+from collections.abc import Sequence
 from typing import Any
 
 from redis import exceptions as rex
 
 from .._layout import Layout
+from ..errors import StoreUnavailable
 from .replies import Liveness, SessionRow, Signed, TouchFlag, liveness, text
+from .scripts import evalsha
 from .store import Call, Store
 
 __all__ = ["SCHEDULE_HORIZON_MS", "V1Store"]
@@ -23,6 +28,10 @@ logger = logging.getLogger("redis_jwt")
 #: Schedule entries overdue by longer than this are dropped when a new one is
 #: added (no sweeper ran for a day); it also bounds the buckets' lifetime.
 SCHEDULE_HORIZON_MS = 86_400_000
+# A script touching several of a user's sessions answers {-1, members...} when,
+# on a Cluster, it was not given all of them as keys: it is called again with them.
+_UNDECLARED = -1
+_DECLARE_ROUNDS = 8
 
 
 class V1Store:
@@ -58,37 +67,108 @@ class V1Store:
         """Create a session, evicting the oldest beyond ``limit`` (0: no limit)."""
         layout = self.layout
         key = layout.session_key(user_id, session_id)
-        call: Call = (
-            "sign",
-            (key, layout.index_key(user_id)),
-            (session_id, idle_seconds, exp, data, limit, self.channel,
-             layout.session_prefix(user_id), user_id, self.origin),
-        )  # fmt: skip
+        # The session id names the call: a second run returns the first outcome.
+        keys = (key, layout.index_key(user_id), self._call_key(user_id, session_id))
+        args = (session_id, idle_seconds, exp, data, limit, self.channel,
+                layout.session_prefix(user_id), user_id, self.origin,
+                self._store.deadline_ms())  # fmt: skip
+        # With a limit the sessions to evict are read first on a Cluster (see _declaring).
+        read_first = limit > 0
         if self.scheduling:
-            reply = await self._store.run(self._sign_scheduled(call, key, idle_seconds, exp))
+            reply = await self._store.run(
+                self._sign_scheduled(keys, args, idle_seconds, exp, read_first)
+            )
         else:
-            reply = await self._store.script(*call)
-        return Signed(int(reply[0]), int(reply[1]), [text(v) for v in reply[2:]])
+            reply = await self._declaring("sign", keys, args, user_id, read_first=read_first)
+        return Signed(int(reply[1]), int(reply[2]), [text(v) for v in reply[3:]])
 
-    async def _sign_scheduled(self, call: Call, key: str, idle_seconds: int, exp: int) -> Any:
+    def _call_key(self, user_id: str, call_id: str) -> str:
+        """The marker of one writing call (docs/layout.md, "Call markers")."""
+        return f"{self.layout.user_tag(user_id)}:q:{call_id}"
+
+    async def _declaring(
+        self,
+        name: str,
+        keys: Sequence[str],
+        args: Sequence[str | int],
+        user_id: str,
+        *,
+        read_first: bool = True,
+    ) -> list[Any]:
+        """Run a script that touches several of the user's session keys.
+
+        On a Cluster it must be given them as keys (docs/layout.md, "Cluster:
+        every key declared"): they are read from the index first (or, without
+        ``read_first``, only when the script asks), and the script re-checks.
+        """
+        if not self._store.cluster:
+            return list(await self._store.script(name, keys, (*args, 0)))
+        return await self._store.run(self._declared(name, keys, args, user_id, read_first))
+
+    async def _declared(
+        self, name: str, keys: Sequence[str], args: Sequence[str | int], user_id: str, read: bool
+    ) -> list[Any]:
+        base = self.layout.session_prefix(user_id)
+        declared: list[str] = []
+        if read:
+            found = await self._store.direct(("ZRANGE", self.layout.index_key(user_id), 0, -1))
+            declared = [base + text(member) for member in found]
+        for _ in range(_DECLARE_ROUNDS):
+            reply = list(await self._store.direct(evalsha(name, (*keys, *declared), (*args, 1))))
+            if int(reply[0]) != _UNDECLARED:
+                return reply
+            declared = [base + text(member) for member in reply[1:]]
+        raise StoreUnavailable("the user's sessions changed during every attempt; try again")
+
+    async def _sign_scheduled(
+        self,
+        keys: Sequence[str],
+        args: Sequence[str | int],
+        idle_seconds: int,
+        exp: int,
+        read_first: bool,
+    ) -> Any:
         # One round trip: the session (user's slot), then its schedule entry (a bucket's slot).
+        key = keys[0]
         bucket = self.layout.schedule_key(self.layout.bucket(key))
         schedule: Call = ("schedule", (bucket,), (key, idle_seconds, exp, SCHEDULE_HORIZON_MS))
-        signed, scheduled = await self._store.batch((call, schedule))
-        if isinstance(signed, Exception):
-            if not isinstance(scheduled, Exception):  # no session: no schedule entry either
+        signed: Any
+        scheduled: Any
+        if self._store.cluster:
+            user_id = str(args[7])
+            signed, scheduled = await asyncio.gather(
+                self._declared("sign", keys, args, user_id, read_first),
+                self._store.batch((schedule,)),
+                return_exceptions=True,
+            )
+            if isinstance(scheduled, list):
+                scheduled = scheduled[0]
+        else:
+            signed, scheduled = await self._store.batch((("sign", keys, (*args, 0)), schedule))
+        if isinstance(signed, BaseException):
+            if not isinstance(scheduled, BaseException):  # no session: no schedule entry either
                 with contextlib.suppress(rex.RedisError, OSError):
                     await self._store.client.zrem(bucket, key)
             raise signed
-        if isinstance(scheduled, Exception):
+        if isinstance(scheduled, BaseException):
             # The session is stored, so the token stands; only its expired event may be late.
             logger.warning("could not put a session on the expiry schedule: %s", scheduled)
         return signed
 
     async def alive(self, user_id: str, session_id: str) -> Liveness | None:
-        """The session's ttl (one plain ``PTTL``); None when it does not exist."""
-        key = self.layout.session_key(user_id, session_id)
-        return liveness(await self._store.command(("PTTL", key)))
+        """The session's ttl (alive.lua: one round trip); None when it does not exist.
+
+        A session whose index entry is gone (evicted) does not exist either:
+        destroy_all could not end it (docs/layout.md, "Eviction").
+        """
+        layout = self.layout
+        return liveness(
+            await self._store.script(
+                "alive",
+                (layout.session_key(user_id, session_id), layout.index_key(user_id)),
+                (session_id,),
+            )
+        )
 
     async def touch(self, user_id: str, session_id: str, flags: TouchFlag) -> Liveness | None:
         """Run touch.lua (slide, load, announce as ``flags`` say); None when the session is gone."""
@@ -104,8 +184,9 @@ class V1Store:
         """End one session; return whether it existed."""
         layout = self.layout
         key = layout.session_key(user_id, session_id)
-        keys = (key, layout.index_key(user_id))
-        args = (session_id, self.channel, user_id, reason, self.origin)
+        # A random id names the call: a second run returns the first outcome.
+        keys = (key, layout.index_key(user_id), self._call_key(user_id, secrets.token_urlsafe(12)))
+        args = (session_id, self.channel, user_id, reason, self.origin, self._store.deadline_ms())
         # Same round trip: drop the schedule entry, so that it is not reported as expired.
         unschedule = ("ZREM", layout.schedule_key(layout.bucket(key)), key)
         if self._store.pipelined:
@@ -123,21 +204,23 @@ class V1Store:
     async def destroy_all(self, user_id: str) -> list[str]:
         """End every session of a user; return the ids that existed."""
         layout = self.layout
-        reply = await self._store.eval(
+        reply = await self._declaring(
             "destroy_all",
-            (layout.index_key(user_id),),
-            (layout.session_prefix(user_id), self.channel, user_id, self.origin),
-        )
-        return [text(v) for v in reply]
+            (layout.index_key(user_id), self._call_key(user_id, secrets.token_urlsafe(12))),
+            (layout.session_prefix(user_id), self.channel, user_id, self.origin,
+             self._store.deadline_ms()),
+            user_id,
+        )  # fmt: skip
+        return [text(v) for v in reply[1:]]
 
     async def list(self, user_id: str) -> list[SessionRow]:
         """Return the user's live sessions, unordered."""
         layout = self.layout
-        flat = await self._store.eval(
-            "list", (layout.index_key(user_id),), (layout.session_prefix(user_id), "list")
+        flat = await self._declaring(
+            "list", (layout.index_key(user_id),), (layout.session_prefix(user_id), "list"), user_id
         )
         rows: list[SessionRow] = []
-        for i in range(0, len(flat), 5):
+        for i in range(1, len(flat), 5):
             sid, pttl, created, idle, data = flat[i : i + 5]
             rows.append(
                 SessionRow(
@@ -153,11 +236,10 @@ class V1Store:
     async def count(self, user_id: str) -> int:
         """Return the number of live sessions of a user."""
         layout = self.layout
-        return int(
-            await self._store.eval(
-                "list", (layout.index_key(user_id),), (layout.session_prefix(user_id), "count")
-            )
+        reply = await self._declaring(
+            "list", (layout.index_key(user_id),), (layout.session_prefix(user_id), "count"), user_id
         )
+        return int(reply[0])
 
     async def wait_replicas(self, user_id: str, replicas: int, timeout_ms: int) -> int:
         """Return how many replicas of the user's primary have the user's writes so far."""

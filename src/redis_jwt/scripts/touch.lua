@@ -5,13 +5,18 @@
 -- ARGV[3] user id, ARGV[4] session id (for the index and event messages)
 -- ARGV[5] origin: id of the publishing RedisJWT instance (event field 'o')
 -- Returns {ttl in ms, data or false}; {-2} when the session does not exist.
+-- A session counts only while its index entry exists: if Redis evicted the
+-- index, destroy_all could not find the session, so it must not verify either.
 local skey, ikey = KEYS[1], KEYS[2]
 local flags = tonumber(ARGV[1])
 local slide, load, announce = flags % 2 == 1, math.floor(flags / 2) % 2 == 1, flags >= 4
 
 local pttl = redis.call('PTTL', skey)
-if pttl == -2 then
+if pttl == -2 or not redis.call('ZSCORE', ikey, ARGV[4]) then
   return {-2}
+end
+if not (slide or load) then
+  return {pttl}
 end
 local fields = redis.call('HMGET', skey, 't', 'x', 'd')
 if slide then

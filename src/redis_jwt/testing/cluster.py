@@ -249,6 +249,65 @@ class RedisClusterSet(Managed):
                             return owner
         raise LookupError(f"no running node serves slot {slot}")
 
+    # -- resharding ------------------------------------------------------------------
+
+    def move_slot(
+        self,
+        slot: int,
+        target: RedisServer,
+        *,
+        keys_per_batch: int = 10,
+        pause_seconds: float = 0.0,
+        migrate_timeout_ms: int = 5000,
+        max_batches: int = 100_000,
+    ) -> int:
+        """Move ``slot`` to the primary ``target`` while clients keep using it.
+
+        The steps of ``redis-cli --cluster reshard``: ``CLUSTER SETSLOT ...
+        IMPORTING`` on the target, ``MIGRATING`` on the source, then
+        ``GETKEYSINSLOT`` + ``MIGRATE`` in small batches until the slot is empty
+        on the source, then ``SETSLOT ... NODE`` on the target, the source and
+        every other primary. Blocking: run it in a thread beside async clients.
+
+        Args:
+            slot: The hash slot to move.
+            target: A current primary other than the slot's owner.
+            keys_per_batch: Keys per ``MIGRATE`` (redis-cli's ``--cluster-pipeline``, 10).
+            pause_seconds: Pause after each batch, to stretch the migration under load.
+            migrate_timeout_ms: ``MIGRATE``'s own timeout.
+            max_batches: Bound on the number of batches.
+
+        Returns:
+            How many keys were migrated.
+
+        Raises:
+            ValueError: If ``target`` already owns the slot.
+            RedisCommandError: If a step is refused.
+        """
+        source = self.node_for_slot(slot)
+        if source.port == target.port:
+            raise ValueError(f"{target!r} already serves slot {slot}")
+        source_id, target_id = self.node_id(source), self.node_id(target)
+        target.command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        moved = 0
+        for _ in range(max_batches):
+            keys = source.command("CLUSTER", "GETKEYSINSLOT", slot, keys_per_batch)
+            assert isinstance(keys, list)
+            if not keys:
+                break
+            source.command(
+                "MIGRATE", target.host, target.port, "", 0, migrate_timeout_ms,
+                "KEYS", *(str(key) for key in keys),
+            )  # fmt: skip
+            moved += len(keys)
+            if pause_seconds > 0:
+                time.sleep(pause_seconds)
+        others = [node for node in self.primaries() if node.port not in (source.port, target.port)]
+        for node in (target, source, *others):
+            node.command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+        return moved
+
     # -- faults ----------------------------------------------------------------------
 
     def kill(self, node: RedisServer) -> None:

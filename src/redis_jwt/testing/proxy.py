@@ -20,6 +20,8 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
         self.client = client
         self.upstream = upstream
+        # Set when a request matched drop_next_reply(): its reply is swallowed.
+        self.doomed = False
 
     def abort(self) -> None:
         for writer in (self.client, self.upstream):
@@ -45,6 +47,7 @@ class TCPProxy:
         bytes_down: Bytes forwarded upstream -> client.
         connections_total: Connections accepted and connected upstream.
         round_trips: Client -> upstream chunks forwarded.
+        replies_dropped: Replies swallowed by :meth:`drop_next_reply`.
     """
 
     def __init__(
@@ -62,6 +65,8 @@ class TCPProxy:
         self.bytes_down = 0
         self.connections_total = 0
         self.round_trips = 0
+        self.replies_dropped = 0
+        self._drop_marker: bytes | None = None
         self._server: asyncio.Server | None = None
         self._flowing = asyncio.Event()
         self._flowing.set()
@@ -138,6 +143,15 @@ class TCPProxy:
         """Forward held and new bytes again."""
         self._flowing.set()
 
+    def drop_next_reply(self, containing: bytes = b"") -> None:
+        """Lose the reply to the next request that contains ``containing``.
+
+        The request is forwarded, so the server executes it; its reply is then
+        swallowed and the connection aborted, as when a network path fails
+        between the server answering and the client reading. Fires once.
+        """
+        self._drop_marker = containing
+
     def drop_connections(self) -> None:
         """Abort (RST) every current client and upstream connection."""
         for link in list(self._links):
@@ -167,8 +181,8 @@ class TCPProxy:
         self._links.add(link)
         self.connections_total += 1
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, upstream=True)),
-            asyncio.create_task(self._pump(up_reader, writer, upstream=False)),
+            asyncio.create_task(self._pump(reader, up_writer, upstream=True, link=link)),
+            asyncio.create_task(self._pump(up_reader, writer, upstream=False, link=link)),
         ]
         self._pumps.update(pumps)
         try:
@@ -183,7 +197,12 @@ class TCPProxy:
             link.abort()
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        upstream: bool,
+        link: _Link,
     ) -> None:
         with contextlib.suppress(OSError):
             while True:
@@ -193,6 +212,14 @@ class TCPProxy:
                 if self.delay_seconds > 0:
                     await asyncio.sleep(self.delay_seconds)
                 await self._flowing.wait()
+                marker = self._drop_marker
+                if upstream and marker is not None and marker in data:
+                    self._drop_marker = None
+                    link.doomed = True
+                elif not upstream and link.doomed:
+                    self.replies_dropped += 1
+                    link.abort()
+                    return
                 writer.write(data)
                 await writer.drain()
                 if upstream:

@@ -1,0 +1,128 @@
+"""Each reach-in of ``redis_jwt._compat_cluster`` into redis-py, checked on the installed version.
+
+Written for redis-py 8.1 (``redis.__version__`` at the time) and kept working on
+5.2, the lowest declared version: if an upgrade breaks one of these, the
+workaround must be revisited, not the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from redis import exceptions as rex
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+
+from redis_jwt._compat_cluster import (
+    _patch_slot,
+    call_in_slot,
+    raised_by_redis_py,
+    refresh_later,
+    send_on_node,
+)
+from redis_jwt.testing import RedisClusterSet
+
+from .topologies import (  # noqa: F401 (fixtures)
+    Topology,
+    cluster_topology_fixture,
+)
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture
+async def cluster(cluster_topology: Topology) -> RedisClusterSet:
+    cluster_topology.flush()
+    assert cluster_topology.cluster is not None
+    return cluster_topology.cluster
+
+
+@pytest.fixture
+async def client(cluster: RedisClusterSet) -> AsyncIterator[RedisCluster]:
+    host, port = cluster.startup_nodes[0]
+    instance = RedisCluster(host=host, port=port)
+    await instance.initialize()
+    try:
+        yield instance
+    finally:
+        await instance.aclose()
+
+
+def _other_primary(client: RedisCluster, node: ClusterNode) -> ClusterNode:
+    return next(n for n in client.get_primaries() if n.name != node.name)
+
+
+def _owner(client: RedisCluster, key: str) -> ClusterNode:
+    node = client.get_node_from_key(key)
+    assert node is not None
+    return node
+
+
+def test_the_version_these_reach_ins_were_checked_on() -> None:
+    major = int(redis.__version__.split(".")[0])
+    assert major >= 5  # 5.2 is the lowest declared version
+
+
+async def test_refresh_later_makes_the_next_initialize_reload_the_slot_map(
+    client: RedisCluster,
+) -> None:
+    owner = _owner(client, "k")
+    _patch_slot(client, key_slot(b"k"), _other_primary(client, owner))
+    assert _owner(client, "k") is not owner
+    refresh_later(client)  # reach-in: RedisCluster._initialize
+    await client.initialize()
+    assert _owner(client, "k").name == owner.name
+
+
+async def test_patch_slot_routes_one_slot_without_closing_connections(
+    client: RedisCluster,
+) -> None:
+    await client.set("a", "1")
+    owner = _owner(client, "a")
+    elsewhere = _other_primary(client, owner)
+    busy = owner.acquire_connection()  # a command in flight on the owner
+    await busy.connect()  # type: ignore[no-untyped-call]
+    try:
+        # A MOVED storm: every call finds the slot routed to the wrong node.
+        for _ in range(12):
+            _patch_slot(client, key_slot(b"a"), elsewhere)  # reach-in: slots_cache
+            assert await call_in_slot(client, "a", ("GET", "a")) == b"1"
+            assert _owner(client, "a").name == owner.name
+        assert busy.is_connected  # redis-py's own path closes it (reinitialize_steps)
+    finally:
+        owner.release(busy)
+
+
+async def test_asking_travels_on_the_connection_of_its_command(
+    cluster: RedisClusterSet, client: RedisCluster
+) -> None:
+    key = "moving"
+    slot = key_slot(key.encode())
+    owner = _owner(client, key)
+    target = _other_primary(client, owner)
+    servers = {n.port: n for n in cluster.primaries()}
+    source, importing = servers[int(owner.port)], servers[int(target.port)]
+    importing.command("CLUSTER", "SETSLOT", slot, "IMPORTING", cluster.node_id(source))
+    source.command("CLUSTER", "SETSLOT", slot, "MIGRATING", cluster.node_id(importing))
+    try:
+        with pytest.raises(rex.MovedError):
+            await send_on_node(target, [("SET", key, "v")])
+        # reach-in: ClusterNode.acquire_connection/release, Connection.pack_commands
+        assert await send_on_node(target, [("ASKING",), ("SET", key, "v")]) == b"OK"
+        # The key is on the importing node only: the source answers ASK, followed here.
+        assert await call_in_slot(client, key, ("GET", key)) == b"v"
+    finally:
+        await send_on_node(target, [("ASKING",), ("DEL", key)])
+        for server in (importing, source):
+            server.command("CLUSTER", "SETSLOT", slot, "STABLE")
+
+
+def test_raised_by_redis_py_tells_redis_py_failures_from_our_bugs() -> None:
+    with pytest.raises(AttributeError) as inside:
+        key_slot(None)  # type: ignore[arg-type]
+    assert raised_by_redis_py(inside.value)
+    with pytest.raises(AttributeError) as ours:
+        _ = None.missing  # type: ignore[attr-defined]
+    assert not raised_by_redis_py(ours.value)
