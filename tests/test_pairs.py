@@ -346,6 +346,41 @@ async def test_a_refresh_that_timed_out_on_a_paused_server_never_applies(
         assert await auth.count("paused") == 1
 
 
+def _info(server: RedisServer, section: str) -> dict[str, str]:
+    text = server.command("INFO", section)
+    assert isinstance(text, str)
+    return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+async def test_a_full_redis_refuses_a_refresh_but_still_ends_a_reused_chain(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    async with RedisJWT(secret=SECRET, redis_url=redis_url, refresh_grace=0) as auth:
+        pair = await auth.sign_pair("full")
+        moved = await auth.sign_pair("full")
+        spent = moved.refresh_token
+        await auth.refresh(spent)
+        keys = int(str(redis_server.command("DBSIZE")))
+        used = int(_info(redis_server, "memory")["used_memory"])
+        redis_server.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+        redis_server.command("CONFIG", "SET", "maxmemory", str(used // 2))
+        try:
+            for _ in range(5):
+                with pytest.raises(errors.StoreError):
+                    await auth.refresh(pair.refresh_token)
+            assert int(str(redis_server.command("DBSIZE"))) == keys  # nothing written
+            await auth.verify(pair.access_token)  # verifying still works
+            # Ending a stolen session frees memory, so a full Redis still does it.
+            with pytest.raises(errors.RefreshTokenReused):
+                await auth.refresh(spent)
+            with pytest.raises(errors.SessionNotFound):
+                await auth.verify(moved.access_token)
+        finally:
+            redis_server.command("CONFIG", "SET", "maxmemory", "0")
+        # Memory back: the first pair was never spent.
+        assert generation(await auth.refresh(pair.refresh_token)) == 1
+
+
 def _errors(server: RedisServer) -> int:
     text = server.command("INFO", "errorstats")
     assert isinstance(text, str)
