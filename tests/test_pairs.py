@@ -203,11 +203,16 @@ async def test_within_the_grace_a_spent_token_continues_the_same_chain(
         b2 = await auth.refresh(tab_b.refresh_token)
         assert generation(a2) == generation(b2) == 2
         assert await stored_generation(auth, "tabs", sid) == 2
+        # Public data emptied by one tab stays empty for the other (within the grace).
+        c3 = await auth.refresh(a2.refresh_token, data_token={})
+        c3_other = await auth.refresh(b2.refresh_token)
+        for pair in (c3, c3_other):
+            assert (await auth.verify(pair.access_token)).data_token == {}
         # Two generations back is past the grace's reach: reuse.
         with pytest.raises(errors.RefreshTokenReused):
             await auth.refresh(first.refresh_token)
         with pytest.raises(errors.SessionNotFound):
-            await auth.verify(b2.access_token)
+            await auth.verify(c3.access_token)
 
 
 async def test_refresh_of_a_dead_session_is_an_authentication_error(topology: Topology) -> None:

@@ -117,9 +117,12 @@ class V1Sessions:
             raise SessionNotFound("the session has ended; log in again")
         if outcome is RefreshRefused.UNKNOWN:
             raise InvalidToken("the refresh token does not belong to this session")
+        # New public data, else what a refresh of this chain stored, else the token's own.
         public = data_token
         if public is None:
-            public = stored_data_token(outcome.data_token_json) or claims.get("dat")
+            public = stored_data_token(outcome.data_token_json)
+        if public is None:
+            public = claims.get("dat")
         access, refresh, access_exp = self.pairs.encode(
             user_id=user_id,
             session_id=session_id,
