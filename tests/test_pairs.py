@@ -7,7 +7,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,10 +16,10 @@ import pytest
 from pydantic import SecretStr
 
 from redis_jwt import RedisJWT, Settings, TokenPair, errors
-from redis_jwt.testing import RedisServer
+from redis_jwt.testing import RedisServer, TCPProxy
 
 from .conftest import SECRET
-from .events_helpers import Recorder
+from .events_helpers import Recorder, settle
 from .topologies import (  # noqa: F401 (fixtures)
     Topology,
     cluster_topology_fixture,
@@ -349,6 +349,29 @@ async def test_a_refresh_that_timed_out_on_a_paused_server_never_applies(
         # Not spent: with no grace, a spent token would now be reuse.
         assert generation(await auth.refresh(pair.refresh_token)) == 1
         assert await auth.count("paused") == 1
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisServer) -> AsyncIterator[TCPProxy]:
+    redis_server.command("FLUSHALL")
+    async with TCPProxy(redis_server.host, redis_server.port) as running:
+        yield running
+
+
+async def test_a_refresh_whose_reply_is_lost_applies_once(proxy: TCPProxy) -> None:
+    # No grace: had the retry run the script again, the spent token would be reuse.
+    async with RedisJWT(secret=SECRET, redis_url=proxy.url, refresh_grace=0, listen=True) as auth:
+        seen = Recorder(auth)
+        pair = await auth.sign_pair("lost")
+        sid = (await auth.verify(pair.access_token)).session_id
+        proxy.drop_next_reply(b"EVALSHA")
+        nxt = await auth.refresh(pair.refresh_token)
+        assert proxy.replies_dropped == 1
+        assert generation(nxt) == 1
+        assert await stored_generation(auth, "lost", sid) == 1
+        assert generation(await auth.refresh(nxt.refresh_token)) == 2
+        await settle()
+        assert seen.of("destroyed") == []
 
 
 def _info(server: RedisServer, section: str) -> dict[str, str]:
