@@ -162,6 +162,32 @@ async def test_bad_data_token_on_refresh_writes_nothing(redis_url: str) -> None:
         assert generation(await auth.refresh(pair.refresh_token)) == 1
 
 
+async def test_sign_pair_follows_the_limits_and_refuses_bad_input(redis_url: str) -> None:
+    async with RedisJWT(secret=SECRET, redis_url=redis_url, max_sessions=1) as auth:
+        old = await auth.sign_pair("one")
+        new = await auth.sign_pair("one")
+        with pytest.raises(errors.SessionNotFound):  # evicted by the limit, as a sign would be
+            await auth.refresh(old.refresh_token)
+        assert generation(await auth.refresh(new.refresh_token)) == 1
+        for bad in (
+            {"data_session": {"x": object()}},
+            {"data_token": {"big": "x" * 20_000}},
+            {"ttl": "soon"},
+            {"client": {"ip": "203.0.113.7"}},
+        ):
+            with pytest.raises(errors.ConfigurationError):
+                await auth.sign_pair("two", **bad)
+        assert await auth.count("two") == 0
+
+
+async def test_stored_public_data_that_is_not_json_is_a_store_error(auth: RedisJWT) -> None:
+    pair = await auth.sign_pair("u1")
+    sid = (await auth.verify(pair.access_token)).session_id
+    await auth.redis.hset(auth.layout.session_key("u1", sid), "p", "{not json")
+    with pytest.raises(errors.StoreError):
+        await auth.refresh(pair.refresh_token)
+
+
 # -- the chain on every topology ----------------------------------------------------------
 
 
@@ -425,7 +451,13 @@ async def test_the_pair_options_and_their_settings(monkeypatch: pytest.MonkeyPat
     settings = Settings(secret=SecretStr(SECRET))
     assert (settings.access_ttl, settings.refresh_grace) == ("2 minutes", "0")
     RedisJWT.from_settings(settings)
-    for bad in ({"access_ttl": "soon"}, {"access_ttl": 0}, {"refresh_grace": -1}):
+    for bad in (
+        {"access_ttl": "soon"},
+        {"access_ttl": 0},
+        {"refresh_grace": -1},
+        {"refresh_grace": "2 hours"},
+        {"refresh_grace": 7200},
+    ):
         with pytest.raises(errors.ConfigurationError):
             RedisJWT(secret=SECRET, **bad)
     for fine in (0, 2.5, "30 seconds", timedelta(0)):
