@@ -156,6 +156,10 @@ class Bench:
         self.cached_tokens: list[str] = []
         self.fu_tokens: list[str] = []
         self.ss_ids: list[str] = []
+        # Refresh pairs: access tokens to verify, and refresh tokens that each
+        # refresh replaces by their successor (one chain per slot).
+        self.access_tokens: list[str] = []
+        self.refresh_tokens: list[str] = []
 
     async def open(self) -> None:
         """Connect everything and create the read pools (untimed)."""
@@ -169,6 +173,9 @@ class Bench:
             return await auth.sign(f"bench-user-{i}", data_session={"ip": "203.0.113.7"})
 
         self.tokens = await fill(sign, POOL)
+        pairs = await fill(lambda i: auth.sign_pair(f"bench-pair-{i}"), POOL)
+        self.access_tokens = [pair.access_token for pair in pairs]
+        self.refresh_tokens = [pair.refresh_token for pair in pairs]
         if self.auth_cached is not None:
             self.cached_tokens = await fill(
                 lambda i: auth.sign(f"bench-cached-{i}", data_session={"ip": "203.0.113.7"}),
@@ -218,6 +225,18 @@ class Bench:
 
         async def verify(i: int) -> object:
             return await auth.verify(tokens[i % POOL])
+
+        access_tokens, refresh_tokens = self.access_tokens, self.refresh_tokens
+
+        async def verify_access(i: int) -> object:
+            return await auth.verify(access_tokens[i % POOL])
+
+        async def refresh(i: int) -> object:
+            # At most 64 in flight over 1000 chains: a slot is never refreshed twice at once.
+            slot = i % POOL
+            pair = await auth.refresh(refresh_tokens[slot])
+            refresh_tokens[slot] = pair.refresh_token
+            return pair
 
         async def verify_sliding(i: int) -> object:
             return await sliding.verify(tokens[i % POOL])
@@ -274,6 +293,7 @@ class Bench:
         cases = [
             Case("floor", "floor: PyJWT decode + GET", "floor", floor_op),
             Case("verify", "redis-jwt verify", "read", verify),
+            Case("verify_access", "redis-jwt verify access token", "read", verify_access),
             Case("verify_sliding", "redis-jwt verify sliding=True", "read", verify_sliding),
             Case(
                 "verify_with_session", "redis-jwt verify with_session=True", "read",
@@ -291,6 +311,7 @@ class Bench:
             )
         cases += [
             Case("sign", "redis-jwt sign", "write", sign),
+            Case("refresh", "redis-jwt refresh (rotate a pair)", "write", refresh),
             Case("destroy", "redis-jwt destroy", "destroy", destroy, refill_destroy),
             Case("fu_read", "fastapi-users read_token", "read", fu_read),
             Case("fu_write", "fastapi-users write_token", "write", fu_write),

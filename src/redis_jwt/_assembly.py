@@ -8,6 +8,7 @@ from ._lifecycle import Lifecycle
 from ._local_cache import LocalCache
 from ._node_sessions import NodeSessions, check_node_client
 from ._options import Resolved
+from ._pairs import PairIssuer
 from ._redis.store import AnyRedis
 from ._redis.v1_store import V1Store
 from ._tokens import TokenCodec
@@ -57,5 +58,6 @@ def build_backend(
         unschedule=life.unscheduler.add,
         wait_replicas=options.wait_replicas,
         wait_timeout_ms=resolved.wait_timeout_ms,
+        pairs=PairIssuer(codec, resolved.pairs),
     )
     return v1, cache

@@ -21,11 +21,12 @@ from typing import Any, Protocol
 
 from ._duration import Duration, parse_duration
 from .errors import ConfigurationError, StoreError
-from .models import Session, SessionInfo
+from .models import Session, SessionInfo, TokenPair
 
 __all__ = [
     "Emit",
     "NewSession",
+    "PairRules",
     "SessionBackend",
     "SessionRules",
     "check_data",
@@ -99,6 +100,19 @@ class SessionRules:
 
 
 @dataclass(frozen=True, slots=True)
+class PairRules:
+    """Lifetimes of refresh pairs (``sign_pair``/``refresh``).
+
+    Args:
+        access_seconds: the longest lifetime of an access token (``access_ttl``).
+        grace_ms: how long a spent refresh token still continues its chain (``refresh_grace``).
+    """
+
+    access_seconds: int
+    grace_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class NewSession:
     """What one ``sign`` asks for, checked by the facade.
 
@@ -132,6 +146,14 @@ class SessionBackend(Protocol):
 
     async def verify(self, token: str, *, with_session: bool) -> Session:
         """Check the token and that its session lives (sliding when configured)."""
+        ...
+
+    async def sign_pair(self, new: NewSession) -> TokenPair:
+        """Store a new session and return its access and refresh tokens."""
+        ...
+
+    async def refresh(self, token: str, data_token: dict[str, Any] | None) -> TokenPair:
+        """Spend a refresh token: the next pair of its session, or end a replayed chain."""
         ...
 
     async def extend(self, token: str) -> Session:

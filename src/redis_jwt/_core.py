@@ -26,7 +26,7 @@ from ._tasks import Supervisor
 from .errors import ConfigurationError
 from .events import EventBus
 from .keys import Key, KeyRing
-from .models import Session, SessionInfo
+from .models import ClientInfo, Session, SessionInfo, TokenPair
 from .settings import Settings
 
 __all__ = ["RedisJWT"]
@@ -86,6 +86,11 @@ class RedisJWT:
             guide). When fewer confirm in time, the call still returns
             normally, and a warning is logged and an ``error`` event emitted.
         wait_timeout_seconds: how long to wait for ``wait_replicas``.
+        access_ttl: the longest lifetime of the access token of a refresh pair
+            (:meth:`sign_pair`); never past the session's ``max_age``.
+        refresh_grace: how long a spent refresh token presented again still
+            continues its chain (two tabs refreshing at once); after it, the
+            session is ended as stolen. ``0`` for no grace.
 
     Raises:
         ConfigurationError: for a weak secret, a bad duration or conflicting options.
@@ -117,6 +122,8 @@ class RedisJWT:
         local_cache: bool = False,
         wait_replicas: int = 0,
         wait_timeout_seconds: float = 0.1,
+        access_ttl: Duration = "15 minutes",
+        refresh_grace: Duration | float = "10 seconds",
     ) -> None:
         resolved = Options(
             secret=secret,
@@ -142,6 +149,8 @@ class RedisJWT:
             local_cache=local_cache,
             wait_replicas=wait_replicas,
             wait_timeout_seconds=wait_timeout_seconds,
+            access_ttl=access_ttl,
+            refresh_grace=refresh_grace,
         ).check()
         options = resolved.options
         self.sliding = bool(options.sliding)
@@ -289,6 +298,58 @@ class RedisJWT:
             check_data(data_session, "data_session"),
         )
         return await backend.sign(new)
+
+    async def sign_pair(
+        self,
+        user_id: str,
+        *,
+        ttl: Duration | None = None,
+        data_token: Mapping[str, Any] | None = None,
+        data_session: Mapping[str, Any] | None = None,
+        client: ClientInfo | None = None,
+    ) -> TokenPair:
+        """Create a session and return its :class:`~redis_jwt.TokenPair` (layout v1).
+
+        The access token is verified like any token and ends at most
+        ``access_ttl`` from now; the refresh token is spent by :meth:`refresh`.
+        Arguments as :meth:`sign`, plus ``client``, the device signing in.
+
+        Raises:
+            ConfigurationError: for a bad argument, or layout ``"redis-jwt"``; nothing is written.
+            StoreError: when Redis fails; no pair is returned.
+        """
+        self._check_open()
+        backend = self._backend
+        user_id = backend.check_user_id(user_id)
+        if client is not None and not isinstance(client, ClientInfo):
+            raise ConfigurationError(f"client must be a ClientInfo, not {type(client).__name__}")
+        new = NewSession(
+            user_id,
+            self._rules.idle_seconds(ttl),
+            check_data(data_token, "data_token"),
+            check_data(data_session, "data_session"),
+        )
+        return await backend.sign_pair(new)
+
+    async def refresh(
+        self, refresh_token: str, *, data_token: Mapping[str, Any] | None = None
+    ) -> TokenPair:
+        """Spend ``refresh_token`` for the next pair of its session (one atomic script).
+
+        Same session id and private data; the idle ttl is reset; ``data_token``
+        replaces the public data. A spent token presented again within
+        ``refresh_grace`` continues the same chain; later, the session is ended
+        (``destroyed``, reason ``refresh_reuse``).
+
+        Raises:
+            RefreshTokenReused: a spent refresh token came back after the grace.
+            InvalidToken: not a refresh token of ours (an access token included).
+            SessionNotFound: the session has ended.
+            ConfigurationError: for bad ``data_token``, or layout ``"redis-jwt"``.
+            StoreError: Redis failed; the refresh token was not spent.
+        """
+        self._check_open()
+        return await self._backend.refresh(refresh_token, check_data(data_token, "data_token"))
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check ``token`` and that its session is alive: one Redis round trip.

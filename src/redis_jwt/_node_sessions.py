@@ -26,12 +26,17 @@ from ._redis.replies import Liveness, NodeRow, TouchFlag
 from ._redis.store import AnyRedis, Store, is_cluster
 from .errors import ConfigurationError, SessionNotFound, StoreError
 from .keys import KeyRing
-from .models import Session, SessionInfo
+from .models import Session, SessionInfo, TokenPair
 
 __all__ = ["NodeSessions", "check_node_client", "check_node_options"]
 
 #: ``expires_at`` of a session whose key never expires (a Node session signed without ttl).
 NEVER = datetime.max.replace(tzinfo=UTC)
+# The Node package has no refresh tokens nor a place for their chain in its layout.
+_NO_PAIRS = (
+    "sign_pair() and refresh() need layout v1: layout='redis-jwt' (the Node package's) "
+    "has no refresh tokens; use sign() there, or layout='v1'"
+)
 #: ``issued_at`` in :meth:`NodeSessions.sessions`: this layout does not record it.
 UNKNOWN = datetime.fromtimestamp(0, UTC)
 
@@ -161,6 +166,14 @@ class NodeSessions:
         else:
             alive = await self._store.alive(key)
         return self._session(claims, key, alive, with_session)
+
+    async def sign_pair(self, new: NewSession) -> TokenPair:
+        """Not in this layout: the Node package has no refresh tokens."""
+        raise ConfigurationError(_NO_PAIRS)
+
+    async def refresh(self, token: str, data_token: dict[str, Any] | None) -> TokenPair:
+        """Not in this layout: the Node package has no refresh tokens."""
+        raise ConfigurationError(_NO_PAIRS)
 
     async def extend(self, token: str) -> Session:
         """Reset the key's ttl to the idle ttl (never past iat + max_age, never shortening)."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._backend import SessionRules
+from ._backend import PairRules, SessionRules
 from ._duration import Duration, parse_duration
 from ._node_sessions import check_node_options
 from .errors import ConfigurationError
@@ -54,6 +55,8 @@ class Options:
     local_cache: bool = False
     wait_replicas: int = 0
     wait_timeout_seconds: float = 0.1
+    access_ttl: Duration = "15 minutes"
+    refresh_grace: Duration | float = "10 seconds"
 
     def check(self) -> Resolved:
         """Check every option; return the values the library runs on.
@@ -118,6 +121,10 @@ class Options:
             )
         if self.local_cache and not v1:
             raise ConfigurationError("local_cache=True needs layout v1")
+        pairs = PairRules(
+            access_seconds=parse_duration(self.access_ttl, name="access_ttl"),
+            grace_ms=_grace_ms(self.refresh_grace),
+        )
         return Resolved(
             options=self,
             keys=ring,
@@ -126,6 +133,7 @@ class Options:
             leeway_seconds=leeway_seconds,
             listening=listening,
             wait_timeout_ms=max(1, round(self.wait_timeout_seconds * 1000)),
+            pairs=pairs,
         )
 
 
@@ -142,6 +150,24 @@ class Resolved:
     #: Whether the events listener runs (``listen`` or ``kea``).
     listening: bool
     wait_timeout_ms: int
+    #: Lifetimes of refresh pairs.
+    pairs: PairRules
+
+
+def _grace_ms(value: object) -> int:
+    """``refresh_grace`` in ms: a duration, or a number of seconds (0: no grace)."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if not 0 <= value <= 3600:
+            raise ConfigurationError(f"refresh_grace={value!r} must be between 0 and 3600 seconds")
+        return round(value * 1000)
+    if isinstance(value, str) and value.strip() in ("0", "0s", "0 seconds"):
+        return 0
+    seconds = parse_duration(value, name="refresh_grace")
+    if seconds > 3600:
+        raise ConfigurationError(f"refresh_grace={value!r} must be at most 1 hour")
+    return seconds * 1000
 
 
 def options_from_settings(settings: Settings, overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,30 +2,39 @@
 
     app.include_router(sessions_router(auth, cookie=COOKIE), prefix="/auth")
 
-serves ``GET /sessions``, ``DELETE /sessions/{session_id}``, ``POST /logout``
-and ``POST /logout-all``, authenticated like :func:`redis_jwt.fastapi.require_session`
-(header or cookie, the CSRF rules on the unsafe routes). Logging in stays the
-app's: its login route checks the password and calls ``sign``.
+serves ``GET /sessions``, ``DELETE /sessions/{session_id}``, ``POST /logout``,
+``POST /logout-all`` and ``POST /refresh``, authenticated like
+:func:`redis_jwt.fastapi.require_session` (header or cookie, the CSRF rules on
+the unsafe routes). Logging in stays the app's: its login route checks the
+password and calls ``sign`` or ``sign_pair``.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the routes' annotations.
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Security
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Security
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
 from ._core import RedisJWT
+from ._csrf import csrf_valid
 from ._fastapi_auth import BearerToken, CookieToken, Guard, failure_for, require_session
-from ._web import SessionCookie
-from .errors import AuthenticationError, StoreError
-from .models import Session, SessionInfo
-from .starlette import clear_session_cookie
+from ._web import CSRF_FAILED, MISSING, SessionCookie
+from .errors import AuthenticationError, ConfigurationError, StoreError
+from .models import Session, SessionInfo, TokenPair
+from .starlette import clear_session_cookie, set_session_cookie
 
-__all__ = ["LoggedOut", "SessionView", "SessionsEnded", "sessions_router"]
+__all__ = [
+    "LoggedOut",
+    "RefreshRequest",
+    "RefreshedPair",
+    "SessionView",
+    "SessionsEnded",
+    "sessions_router",
+]
 
 _T = TypeVar("_T")
 #: Session ids are 22 to 43 URL-safe characters; anything longer is not one of ours.
@@ -81,6 +90,29 @@ class SessionsEnded(BaseModel):
     ended: int
 
 
+class RefreshRequest(BaseModel):
+    """The body of ``POST /refresh`` (optional when the refresh token rides in its cookie)."""
+
+    refresh_token: str | None = Field(
+        default=None, max_length=16384, description="The refresh token of the pair."
+    )
+
+
+class RefreshedPair(BaseModel):
+    """The answer of ``POST /refresh``: the next pair of the session.
+
+    The tokens are in the body when the refresh token came in the body; when it
+    came in its cookie, they go back in the cookies only (``null`` here), so
+    that page scripts never see them.
+    """
+
+    access_token: str | None
+    refresh_token: str | None
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 (a scheme name, no secret)
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+
+
 async def _answered(connection: HTTPConnection, call: Awaitable[_T]) -> _T:
     # Redis trouble inside a route is the same 503 the dependency answers, not a 500.
     try:
@@ -93,6 +125,7 @@ def sessions_router(
     auth: RedisJWT,
     *,
     cookie: SessionCookie | None = None,
+    refresh_cookie: SessionCookie | None = None,
     trusted_origins: Iterable[str] = (),
     tags: Sequence[str] = ("sessions",),
 ) -> APIRouter:
@@ -108,14 +141,25 @@ def sessions_router(
       logout, or one with an expired or unknown token, is not an error
       (``{"ended": false}``).
     - ``POST /logout-all``: end every session of the caller and clear the cookies.
+    - ``POST /refresh``: spend a refresh token (``{"refresh_token": ...}`` in the
+      JSON body, else the ``refresh_cookie``) for the next pair
+      (:class:`RefreshedPair`); from the cookie, the new tokens are set in the
+      cookies (the CSRF value follows the new access token) and the request
+      must carry the CSRF header like any cookie-authenticated unsafe request.
 
     Args:
         auth: the session manager.
         cookie: the session cookie, when the app uses one: it authenticates too,
             the CSRF rules apply to the unsafe routes, and logouts clear it.
+        refresh_cookie: the cookie of the refresh token of a pair, e.g.
+            ``SessionCookie(name="refresh_token", path="/auth/refresh", csrf=False)``
+            (needs ``cookie``, which carries the access token); set both at login
+            with :func:`~redis_jwt.starlette.set_session_cookie`.
         trusted_origins: as in :func:`~redis_jwt.fastapi.require_session`.
         tags: the OpenAPI tags of the routes.
     """
+    if refresh_cookie is not None and cookie is None:
+        raise ConfigurationError("refresh_cookie= needs cookie=, the cookie of the access token")
     current = require_session(auth, cookie=cookie, trusted_origins=trusted_origins)
     guard = Guard(auth, False, cookie, trusted_origins)
     bearer = BearerToken()
@@ -125,6 +169,8 @@ def sessions_router(
     def clear(response: Response, connection: HTTPConnection) -> None:
         if cookie is not None:
             clear_session_cookie(response, cookie, connection)
+        if refresh_cookie is not None:
+            clear_session_cookie(response, refresh_cookie, connection)
 
     @router.get("/sessions", summary="List my sessions")
     async def list_sessions(
@@ -202,9 +248,47 @@ def sessions_router(
     # POST /logout-others goes here: it needs RedisJWT.destroy_all(user_id,
     # keep=session.session_id) (one atomic script) and answers SessionsEnded.
     #
-    # POST /refresh goes here: it needs RedisJWT.refresh(refresh_token) -> TokenPair,
-    # the refresh token coming from the JSON body {"refresh_token": ...} or its
-    # cookie; the new tokens go back in the body and, with a cookie, in the
-    # cookies (set_session_cookie renews the CSRF value with the token).
+    @router.post(
+        "/refresh",
+        summary="Exchange a refresh token for the next pair",
+        responses={
+            401: {"description": "Not a live refresh token (a reused one ends the session)"}
+        },
+    )
+    async def refresh(
+        connection: HTTPConnection,
+        response: Response,
+        body: Annotated[RefreshRequest | None, Body()] = None,
+    ) -> RefreshedPair:
+        token = body.refresh_token if body is not None else None
+        from_cookie = False
+        if not token and refresh_cookie is not None:
+            token = connection.cookies.get(refresh_cookie.name)
+            from_cookie = bool(token)
+        if not token:
+            raise failure_for(connection, MISSING)
+        if from_cookie and cookie is not None and cookie.csrf:
+            # The refresh cookie rides along with any request: a forged refresh is
+            # refused like any cookie-authenticated unsafe request (bound to the
+            # access token's cookie, as the page's CSRF value is).
+            access = connection.cookies.get(cookie.name)
+            if not access or not csrf_valid(access, connection.headers.get(cookie.csrf_header)):
+                raise failure_for(connection, CSRF_FAILED)
+        pair: TokenPair = await _answered(connection, auth.refresh(token))
+        if from_cookie and cookie is not None and refresh_cookie is not None:
+            set_session_cookie(response, pair.access_token, cookie, connection)
+            set_session_cookie(response, pair.refresh_token, refresh_cookie, connection)
+            return RefreshedPair(
+                access_token=None,
+                refresh_token=None,
+                access_expires_at=pair.access_expires_at,
+                refresh_expires_at=pair.refresh_expires_at,
+            )
+        return RefreshedPair(
+            access_token=pair.access_token,
+            refresh_token=pair.refresh_token,
+            access_expires_at=pair.access_expires_at,
+            refresh_expires_at=pair.refresh_expires_at,
+        )
 
     return router

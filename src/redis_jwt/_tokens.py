@@ -12,12 +12,15 @@ from ._token_cache import TokenCache, json_payload, prepared_jws, prepared_jwt, 
 from .errors import ConfigurationError, InvalidToken, MissingToken, TokenExpired
 from .keys import KeyRing
 
-__all__ = ["TokenCodec"]
+__all__ = ["REFRESH_USE", "TokenCodec", "dumps"]
 
 # Headers that point at keys elsewhere, or change how the signature is read:
 # never honoured (RFC 8725 section 3.10 and RFC 7797), so never accepted.
 _REFUSED_HEADERS = frozenset({"jku", "jwk", "x5u", "x5c", "crit", "b64"})
 _REQUIRED = ("sub", "sid", "iat", "exp")
+#: The claim that marks a refresh token (its value is ``"refresh"``); session
+#: tokens never carry it. Its generation is in ``gen``.
+REFRESH_USE = "refresh"
 # Everything a hostile token can make PyJWT or json raise once its size is capped.
 _DECODE_ERRORS = (jwt.PyJWTError, ValueError, TypeError, KeyError, OverflowError, RecursionError)
 
@@ -103,8 +106,16 @@ class TokenCodec:
             )
         return token
 
-    def decode(self, token: object, *, verify_exp: bool = True) -> dict[str, Any]:
+    def decode(
+        self, token: object, *, verify_exp: bool = True, refresh: bool = False
+    ) -> dict[str, Any]:
         """Check ``token`` and return its claims.
+
+        Args:
+            token: the JWT.
+            verify_exp: whether a passed ``exp`` is refused.
+            refresh: expect a refresh token (claim ``use``) instead of a session token;
+                each kind is refused where the other is expected.
 
         Raises:
             MissingToken: for ``None`` or an empty string.
@@ -117,6 +128,8 @@ class TokenCodec:
             raise InvalidToken("the token must be a string")
         cached = self._cache.get(token, self._keys, verify_exp=verify_exp)
         if cached is not None:
+            if ("use" in cached) is not refresh:
+                raise InvalidToken(_WRONG_KIND[refresh])
             return cached
         if len(token) > self.max_token_bytes:
             raise InvalidToken("the token is too large")
@@ -150,6 +163,8 @@ class TokenCodec:
         claims: dict[str, Any] = decoded["payload"]
         self._check_claims(claims)
         self._cache.put(token, claims)
+        if ("use" in claims) is not refresh:
+            raise InvalidToken(_WRONG_KIND[refresh])
         return claims
 
     def _check_claims(self, claims: dict[str, Any]) -> None:
@@ -166,6 +181,16 @@ class TokenCodec:
         dat = claims.get("dat")
         if dat is not None and not isinstance(dat, dict):
             raise InvalidToken("dat must be an object")
+        if "use" in claims:
+            gen = claims.get("gen")
+            if claims["use"] != REFRESH_USE or type(gen) is not int or gen < 0:
+                raise InvalidToken("use or gen is malformed")
+
+
+_WRONG_KIND = {
+    False: "a refresh token is no session token: pass it to refresh()",
+    True: "this is no refresh token",
+}
 
 
 def dumps(value: object) -> str:

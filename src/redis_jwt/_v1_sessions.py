@@ -12,11 +12,18 @@ from ._backend import Emit, NewSession, SessionRules, load_data, utc
 from ._fast_session import new_session
 from ._layout import check_user_id, is_session_id, new_session_id
 from ._local_cache import LocalCache
-from ._redis.replies import Liveness, TouchFlag
+from ._pairs import PairIssuer, data_token_json, stored_data_token
+from ._redis.replies import Liveness, RefreshRefused, TouchFlag
 from ._redis.v1_store import V1Store
 from ._tokens import TokenCodec, dumps
-from .errors import ConfigurationError, SessionNotFound, StoreError
-from .models import Session, SessionInfo
+from .errors import (
+    ConfigurationError,
+    InvalidToken,
+    RefreshTokenReused,
+    SessionNotFound,
+    StoreError,
+)
+from .models import Session, SessionInfo, TokenPair
 
 __all__ = ["V1Sessions"]
 
@@ -38,6 +45,7 @@ class V1Sessions:
         unschedule: drops ended sessions (by key) from the expiry schedule.
         wait_replicas: replicas that must confirm an ending (0: don't wait).
         wait_timeout_ms: how long to wait for them.
+        pairs: signs the tokens of refresh pairs.
     """
 
     store: V1Store
@@ -50,6 +58,7 @@ class V1Sessions:
     unschedule: Callable[[list[str]], None]
     wait_replicas: int
     wait_timeout_ms: int
+    pairs: PairIssuer
 
     def check_user_id(self, user_id: object) -> str:
         """Any non-empty str of at most 512 UTF-8 bytes."""
@@ -57,22 +66,92 @@ class V1Sessions:
 
     async def sign(self, new: NewSession) -> str:
         """One script: store the session, index it, evict beyond the limit."""
-        user_id, idle_seconds = new.user_id, new.idle_seconds
+        claims = self._claims(new)
+        token = self.codec.encode(claims)
+        await self._store_new(new, claims)
+        return token
+
+    async def sign_pair(self, new: NewSession) -> TokenPair:
+        """sign.lua, as :meth:`sign`; the chain starts at generation 0 (no field yet)."""
+        claims = self._claims(new)
+        iat, cap = claims["iat"], claims["exp"]
+        access, refresh, access_exp = self.pairs.encode(
+            user_id=new.user_id,
+            session_id=claims["sid"],
+            cap=cap,
+            generation=0,
+            data_token=new.data_token,
+            iat=iat,
+        )
+        ttl_ms = await self._store_new(new, claims)
+        return self.pairs.pair(access, refresh, access_exp, ttl_ms, cap)
+
+    async def refresh(self, token: str, data_token: dict[str, Any] | None) -> TokenPair:
+        """refresh.lua: rotate, continue within the grace, or end a replayed chain."""
+        claims = self.codec.decode(token, refresh=True)
+        user_id, session_id, cap = claims["sub"], claims["sid"], claims["exp"]
+        data_json = data_token_json(data_token)
+        if data_token is not None:  # a token too large must fail before anything is written
+            self.pairs.encode(
+                user_id=user_id,
+                session_id=session_id,
+                cap=cap,
+                generation=claims["gen"] + 1,
+                data_token=data_token,
+            )
+        outcome = await self.store.refresh(
+            user_id,
+            session_id,
+            generation=claims["gen"],
+            grace_ms=self.pairs.grace_ms,
+            data_token_json=data_json,
+        )
+        if outcome is RefreshRefused.REUSED:
+            self.unschedule([self.store.layout.session_key(user_id, session_id)])
+            self.emit("destroyed", user_id, session_id, reason="refresh_reuse")
+            await self._confirm_replicated(user_id)
+            raise RefreshTokenReused(
+                "this refresh token was already used: the session was ended; log in again"
+            )
+        if outcome is RefreshRefused.GONE:
+            raise SessionNotFound("the session has ended; log in again")
+        if outcome is RefreshRefused.UNKNOWN:
+            raise InvalidToken("the refresh token does not belong to this session")
+        # New public data, else what a refresh of this chain stored, else the token's own.
+        public = data_token
+        if public is None:
+            public = stored_data_token(outcome.data_token_json)
+        if public is None:
+            public = claims.get("dat")
+        access, refresh, access_exp = self.pairs.encode(
+            user_id=user_id,
+            session_id=session_id,
+            cap=cap,
+            generation=outcome.generation,
+            data_token=public,
+        )
+        return self.pairs.pair(access, refresh, access_exp, outcome.ttl_ms, cap)
+
+    def _claims(self, new: NewSession) -> dict[str, Any]:
+        """The claims of a new session's token (a new session id)."""
+        iat = int(time.time())
+        claims: dict[str, Any] = {
+            "sub": new.user_id,
+            "sid": new_session_id(),
+            "iat": iat,
+            "exp": iat + max(self.rules.max_age_seconds, new.idle_seconds),
+        }
+        if new.data_token:
+            claims["dat"] = new.data_token
+        return claims
+
+    async def _store_new(self, new: NewSession, claims: dict[str, Any]) -> int:
+        """sign.lua for a session whose token is signed; return its ttl in ms."""
+        user_id, idle_seconds, session_id = new.user_id, new.idle_seconds, claims["sid"]
         try:
             data = "" if new.data_session is None else dumps(new.data_session)
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"data_session must be JSON-serialisable: {exc}") from exc
-        iat = int(time.time())
-        session_id = new_session_id()
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "sid": session_id,
-            "iat": iat,
-            "exp": iat + max(self.rules.max_age_seconds, idle_seconds),
-        }
-        if new.data_token:
-            claims["dat"] = new.data_token
-        token = self.codec.encode(claims)
         signed = await self.store.sign(
             user_id,
             session_id,
@@ -87,7 +166,7 @@ class V1Sessions:
         for victim in signed.evicted:
             self.emit("destroyed", user_id, victim, reason="evicted")
         self.emit("created", user_id, session_id)
-        return token
+        return signed.ttl_ms
 
     async def verify(self, token: str, *, with_session: bool) -> Session:
         """Local signature check, then one ``PTTL`` (or touch.lua to slide or load)."""

@@ -34,7 +34,14 @@ from starlette.responses import JSONResponse, Response
 
 from ._core import RedisJWT
 from ._fastapi_auth import BearerToken, CookieToken, Failure, optional_session, require_session
-from ._sessions_router import LoggedOut, SessionsEnded, SessionView, sessions_router
+from ._sessions_router import (
+    LoggedOut,
+    RefreshedPair,
+    RefreshRequest,
+    SessionsEnded,
+    SessionView,
+    sessions_router,
+)
 from ._web import answer_for
 from .errors import AuthenticationError, CSRFError, StoreError
 from .starlette import client_info
@@ -43,6 +50,8 @@ __all__ = [
     "BearerToken",
     "CookieToken",
     "LoggedOut",
+    "RefreshRequest",
+    "RefreshedPair",
     "SessionView",
     "SessionsEnded",
     "client_info",

@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     wait_replicas: int = 0
     #: How long to wait for them (``RedisJWT(wait_timeout_seconds=...)``).
     wait_timeout_seconds: float = 0.1
+    #: Longest lifetime of the access token of a refresh pair (``RedisJWT(access_ttl=...)``).
+    access_ttl: str = "15 minutes"
+    #: How long a spent refresh token still continues its chain (``RedisJWT(refresh_grace=...)``).
+    refresh_grace: str = "10 seconds"
 
     @property
     def leeway_seconds(self) -> float:

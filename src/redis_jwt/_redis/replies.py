@@ -9,7 +9,18 @@ from __future__ import annotations
 import enum
 from typing import Any, NamedTuple
 
-__all__ = ["Liveness", "NodeRow", "SessionRow", "Signed", "TouchFlag", "liveness", "text"]
+__all__ = [
+    "Liveness",
+    "NodeRow",
+    "RefreshRefused",
+    "Refreshed",
+    "SessionRow",
+    "Signed",
+    "TouchFlag",
+    "liveness",
+    "refreshed",
+    "text",
+]
 
 
 class TouchFlag(enum.IntFlag):
@@ -40,6 +51,28 @@ class Signed(NamedTuple):
     ttl_ms: int
     #: Sessions of the user ended to make room (``max_sessions``), oldest first.
     evicted: list[str]
+
+
+class Refreshed(NamedTuple):
+    """What ``refresh.lua`` did when the chain went on."""
+
+    #: The generation the next refresh token carries.
+    generation: int
+    #: The session's idle ttl, reset by the refresh.
+    ttl_ms: int
+    #: The pair's public data when a refresh replaced it (JSON), else None.
+    data_token_json: str | None
+
+
+class RefreshRefused(enum.Enum):
+    """Why ``refresh.lua`` gave no pair."""
+
+    #: The session is gone (or was never a session of this library).
+    GONE = -2
+    #: The token was spent before the grace: the session was ended.
+    REUSED = -3
+    #: The token names a generation the session never issued.
+    UNKNOWN = -4
 
 
 class SessionRow(NamedTuple):
@@ -76,3 +109,12 @@ def liveness(pttl: Any, data: Any = None) -> Liveness | None:
     if ms == -2:
         return None
     return _new_liveness(Liveness, (None if ms < 0 else ms, None if data is None else text(data)))
+
+
+def refreshed(reply: Any) -> Refreshed | RefreshRefused:
+    """Parse a reply of ``refresh.lua``."""
+    code = int(reply[0])
+    if code != 1:
+        return RefreshRefused(code)
+    data = text(reply[3]) if len(reply) > 3 and reply[3] else None
+    return Refreshed(int(reply[1]), int(reply[2]), data)

@@ -17,7 +17,17 @@ from redis import exceptions as rex
 
 from .._layout import Layout
 from ..errors import StoreUnavailable
-from .replies import Liveness, SessionRow, Signed, TouchFlag, liveness, text
+from .replies import (
+    Liveness,
+    Refreshed,
+    RefreshRefused,
+    SessionRow,
+    Signed,
+    TouchFlag,
+    liveness,
+    refreshed,
+    text,
+)
 from .scripts import evalsha
 from .store import Call, Store
 
@@ -240,6 +250,35 @@ class V1Store:
             "list", (layout.index_key(user_id),), (layout.session_prefix(user_id), "count"), user_id
         )
         return int(reply[0])
+
+    async def refresh(
+        self,
+        user_id: str,
+        session_id: str,
+        *,
+        generation: int,
+        grace_ms: int,
+        data_token_json: str,
+    ) -> Refreshed | RefreshRefused:
+        """Run refresh.lua: spend refresh token ``generation`` of the session (one script).
+
+        Safe to repeat: a retry after a lost reply finds its call marker and
+        returns the first outcome; a run past the deadline (its caller was told
+        it failed) changes nothing.
+        """
+        layout = self.layout
+        # A random id names the call: a second run returns the first outcome.
+        reply = await self._store.script(
+            "refresh",
+            (
+                layout.session_key(user_id, session_id),
+                layout.index_key(user_id),
+                self._call_key(user_id, secrets.token_urlsafe(12)),
+            ),
+            (session_id, generation, grace_ms, data_token_json, self.channel, user_id,
+             self.origin, self._store.deadline_ms()),
+        )  # fmt: skip
+        return refreshed(reply)
 
     async def wait_replicas(self, user_id: str, replicas: int, timeout_ms: int) -> int:
         """Return how many replicas of the user's primary have the user's writes so far."""
