@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from types import TracebackType
 from typing import Self
 
@@ -12,6 +13,8 @@ from redis_jwt.testing.server import _require_loopback
 __all__ = ["TCPProxy"]
 
 _CHUNK_BYTES = 64 * 1024
+_TICK_SECONDS = 0.05
+_HEAD_BYTES = 4096
 
 
 class _Link:
@@ -20,6 +23,10 @@ class _Link:
     def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
         self.client = client
         self.upstream = upstream
+        #: The markers of :meth:`TCPProxy.throttle` this client has sent.
+        self.marks: set[bytes] = set()
+        #: The first bytes the client sent (its handshake), for markers set later.
+        self.head = b""
 
     def abort(self) -> None:
         for writer in (self.client, self.upstream):
@@ -45,6 +52,9 @@ class TCPProxy:
         bytes_down: Bytes forwarded upstream -> client.
         connections_total: Connections accepted and connected upstream.
         round_trips: Client -> upstream chunks forwarded.
+
+    :meth:`throttle` slows only the connections that sent a marker (for example
+    the name a client gives itself with ``CLIENT SETNAME``), leaving the others alone.
     """
 
     def __init__(
@@ -68,6 +78,7 @@ class TCPProxy:
         self._links: set[_Link] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._pumps: set[asyncio.Task[None]] = set()
+        self._throttles: dict[bytes, tuple[float, float | None]] = {}
 
     def __repr__(self) -> str:
         return f"<TCPProxy {self.host}:{self._port} -> {self.upstream_host}:{self.upstream_port}>"
@@ -138,6 +149,55 @@ class TCPProxy:
         """Forward held and new bytes again."""
         self._flowing.set()
 
+    def throttle(
+        self, marker: bytes, *, delay_seconds: float = 0.0, bytes_per_second: float | None = None
+    ) -> None:
+        """Slow the connections whose client has sent ``marker``, from then on.
+
+        Each chunk of such a connection, in each direction, waits until
+        ``delay_seconds`` after it was read (re-read while waiting, so a lower
+        delay takes effect at once), then is forwarded at most
+        ``bytes_per_second`` (a trickle). Calling again changes the values;
+        :meth:`unthrottle` ends it. A connection that sent the marker before this
+        call is slowed too.
+        """
+        if delay_seconds < 0 or (bytes_per_second is not None and bytes_per_second <= 0):
+            raise ValueError("delay_seconds must be >= 0 and bytes_per_second > 0")
+        self._throttles[marker] = (delay_seconds, bytes_per_second)
+        for link in self._links:
+            if marker in link.head:
+                link.marks.add(marker)
+
+    def unthrottle(self, marker: bytes) -> None:
+        """Forward the connections that sent ``marker`` at full speed again."""
+        self._throttles.pop(marker, None)
+
+    def _throttle_of(self, link: _Link) -> tuple[float, float | None]:
+        delay, rate = 0.0, None
+        for mark in link.marks:
+            mark_delay, mark_rate = self._throttles.get(mark, (0.0, None))
+            delay = max(delay, mark_delay)
+            if mark_rate is not None:
+                rate = mark_rate if rate is None else min(rate, mark_rate)
+        return delay, rate
+
+    async def _throttled(self, link: _Link, writer: asyncio.StreamWriter, data: bytes) -> None:
+        read_at = time.monotonic()
+        # Bounded: the delay is re-read every tick, and a tick is at most 50 ms.
+        while (wait := read_at + self._throttle_of(link)[0] - time.monotonic()) > 0:
+            await asyncio.sleep(min(wait, _TICK_SECONDS))
+        while data:
+            rate = self._throttle_of(link)[1]
+            if rate is None:
+                writer.write(data)
+                return
+            piece = max(1, int(rate * _TICK_SECONDS))
+            writer.write(data[:piece])
+            data = data[piece:]
+            await writer.drain()
+            if data:
+                await asyncio.sleep(_TICK_SECONDS)
+
     def drop_connections(self) -> None:
         """Abort (RST) every current client and upstream connection."""
         for link in list(self._links):
@@ -167,8 +227,8 @@ class TCPProxy:
         self._links.add(link)
         self.connections_total += 1
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, upstream=True)),
-            asyncio.create_task(self._pump(up_reader, writer, upstream=False)),
+            asyncio.create_task(self._pump(reader, up_writer, link, upstream=True)),
+            asyncio.create_task(self._pump(up_reader, writer, link, upstream=False)),
         ]
         self._pumps.update(pumps)
         try:
@@ -183,7 +243,12 @@ class TCPProxy:
             link.abort()
 
     async def _pump(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        link: _Link,
+        *,
+        upstream: bool,
     ) -> None:
         with contextlib.suppress(OSError):
             while True:
@@ -193,7 +258,14 @@ class TCPProxy:
                 if self.delay_seconds > 0:
                     await asyncio.sleep(self.delay_seconds)
                 await self._flowing.wait()
-                writer.write(data)
+                if upstream:
+                    if len(link.head) < _HEAD_BYTES:
+                        link.head = (link.head + data)[:_HEAD_BYTES]
+                    link.marks.update(m for m in self._throttles if m in data)
+                if link.marks:
+                    await self._throttled(link, writer, data)
+                else:
+                    writer.write(data)
                 await writer.drain()
                 if upstream:
                     self.bytes_up += len(data)
