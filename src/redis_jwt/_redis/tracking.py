@@ -37,14 +37,8 @@ reconnects). So no instance serves a session more than
 ``MAX_PROOF_AGE_SECONDS`` after another instance's ``destroy`` returned (the
 contract says 1.5 s; the rest is margin for a busy event loop).
 
-**A database check covers what tracking does not announce.** ``SWAPDB``
-sends no invalidation (Redis 6.2 and 7.0 alike; ``FLUSHALL`` and ``FLUSHDB``
-send a flush notice, handled above). Outside Cluster (which has one database
-and no ``SWAPDB``), each :data:`PING_INTERVAL_SECONDS` the data client reads a
-marker key, ``<prefix>:cache-db``, holding a random value written once with
-``SET NX`` (expiring after a day); a different or missing value means the
-database changed under the cache, which is flushed. The check is a round trip
-too, and takes part in the proof.
+**A database check covers what tracking does not announce** (``SWAPDB``,
+see ``dbmark.py``): it is a round trip too, and takes part in the proof.
 """
 
 from __future__ import annotations
@@ -52,8 +46,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
-import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +57,7 @@ from redis.asyncio.connection import AbstractConnection
 
 from .._compat import asyncio_transport
 from .._tasks import Supervisor, stop
+from .dbmark import DatabaseMark
 from .errors import LINK_FAILURES
 from .links import Endpoint, RestartBackoff, RoundTrips, endpoints, keep_up, side_connection
 from .store import AnyRedis
@@ -80,8 +73,6 @@ PING_INTERVAL_SECONDS = 0.25
 PING_TIMEOUT_SECONDS = 1.0
 #: The cache is not served from when the latest proof (a round trip's send time) is this old.
 MAX_PROOF_AGE_SECONDS = 1.0
-#: The database marker lives this long; when it expires the cache is flushed once.
-DB_MARK_SECONDS = 86_400
 _CHANNEL = b"__redis__:invalidate"
 _PING = b"redis-jwt-cache"
 _LAST_CHANCE_SECONDS = 0.02
@@ -212,11 +203,7 @@ class InvalidationLinks:
         self.tried = asyncio.Event()
         #: How many times the links were (re)established.
         self.connects = 0
-        # The database check (see the module docstring); a Cluster needs none.
-        self._db_key = f"{self._prefix}cache-db"
-        self._db_mark: bytes | None = None
-        self._db_checked = isinstance(client, RedisCluster)
-        self._db_proved_at = math.inf if self._db_checked else 0.0
+        self._db = DatabaseMark(client, f"{self._prefix}cache-db", timeout_seconds=timeout_seconds)
 
     @property
     def _closed(self) -> bool:
@@ -291,7 +278,7 @@ class InvalidationLinks:
                     links = await self._connect()
                 finally:
                     self.tried.set()
-                if not self._db_checked:
+                if self._db.needed:
                     await self._check_db()
                 self._links = links
                 self.connects += 1
@@ -299,7 +286,7 @@ class InvalidationLinks:
                 self.up.set()
                 backoff.up()
                 checker = None
-                if not self._db_checked:
+                if self._db.needed:
                     checker = self._tasks.spawn(self._watch_db(), name="redis-jwt-cache-db")
                 try:
                     await self._watch(links)
@@ -338,7 +325,7 @@ class InvalidationLinks:
     def _heard(self) -> None:
         links = self._links
         if links:
-            proved_at = min(min(link.proof.proved_at for link in links), self._db_proved_at)
+            proved_at = min(min(link.proof.proved_at for link in links), self._db.proved_at)
             self.alive_until = proved_at + MAX_PROOF_AGE_SECONDS
 
     async def _watch(self, links: list[_Link]) -> None:
@@ -363,23 +350,8 @@ class InvalidationLinks:
     # -- the database check (SWAPDB) -------------------------------------------
 
     async def _check_db(self) -> None:
-        """Read the marker; flush the cache when the database under it changed."""
-        sent_at = time.monotonic()
-        client: Any = self._client  # never a Cluster here
-        async with asyncio.timeout(self._timeout):
-            mark = await client.get(self._db_key)
-            if mark is None or mark != self._db_mark:
-                # One transaction: a SWAPDB cannot fall between writing and reading.
-                async with client.pipeline(transaction=True) as pipe:
-                    pipe.set(self._db_key, secrets.token_hex(16), nx=True, ex=DB_MARK_SECONDS)
-                    pipe.get(self._db_key)
-                    _, mark = await pipe.execute()
-        if mark != self._db_mark:
-            if self._db_mark is not None:
-                logger.info("local cache: the database changed (SWAPDB?); flushing")
-            self._db_mark = mark
+        if await self._db.check():
             self._on_keys(None)
-        self._db_proved_at = max(self._db_proved_at, sent_at)
         self._heard()
 
     async def _watch_db(self) -> None:
