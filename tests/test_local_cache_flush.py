@@ -19,6 +19,7 @@ from redis_jwt import RedisJWT, errors
 from redis_jwt.testing import RedisServer
 
 from .conftest import SECRET
+from .topologies import Topology, sentinel_topology_fixture  # noqa: F401 (fixture)
 
 BOUND_SECONDS = 1.5
 TAIL_SECONDS = 0.5
@@ -93,3 +94,19 @@ async def test_a_swap_back_serves_the_session_again(own_server: RedisServer) -> 
         own_server.command("SWAPDB", 0, 1)  # the session is in database 0 again
         await _cached(auth, token, own_server)
         assert (await auth.verify(token)).user_id == "u"
+
+
+@pytest.mark.sentinel
+async def test_swapdb_behind_sentinel(sentinel_topology: Topology) -> None:
+    sentinel_topology.flush()
+    primary = sentinel_topology.primaries()[0]
+    async with RedisJWT(secret=SECRET, redis_url=sentinel_topology.url, local_cache=True) as auth:
+        token = await auth.sign("u", ttl=600)
+        await _cached(auth, token, primary)
+        primary.command("SWAPDB", 0, 1)
+        try:
+            accepts, refused = await _accepts_after(auth, token, time.monotonic())
+        finally:
+            primary.command("SWAPDB", 0, 1)
+    assert refused
+    assert not [at for at in accepts if at > BOUND_SECONDS]
