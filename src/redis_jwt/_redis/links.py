@@ -150,8 +150,8 @@ class RoundTrips:
         self.interval = interval_seconds
         self.timeout = timeout_seconds
         self._tag = tag + b":"
-        #: Monotonic send time of the latest answered round trip.
-        self.proved_at = time.monotonic()
+        #: Monotonic send time of the latest answered round trip (0: none yet).
+        self.proved_at = 0.0
         # Send times of the pings in flight, oldest first (answers come in order).
         self._sent: deque[float] = deque()
 
