@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis_jwt import RedisJWT, errors
 from redis_jwt.testing import RedisServer
 
+from .cli_helpers import cli
 from .conftest import SECRET
 from .topologies import Topology, sentinel_topology_fixture  # noqa: F401 (fixture)
 
@@ -110,3 +111,23 @@ async def test_swapdb_behind_sentinel(sentinel_topology: Topology) -> None:
             primary.command("SWAPDB", 0, 1)
     assert refused
     assert not [at for at in accepts if at > BOUND_SECONDS]
+
+
+async def test_a_user_refused_the_marker_gets_no_cache_and_doctor_says_why(
+    own_server: RedisServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every key of the users, but not <prefix>:cache-db.
+    own_server.command("ACL", "SETUSER", "app", "on", ">pw", "~rjwt:{*", "&*", "+@all")
+    url = f"redis://app:pw@127.0.0.1:{own_server.port}/0"
+    async with RedisJWT(secret=SECRET, redis_url=url, local_cache=True) as auth:
+        token = await auth.sign("u", ttl=600)
+        for _ in range(10):  # every verify asks Redis: never a cached (possibly stale) answer
+            before = _pttl_calls(own_server)
+            assert (await auth.verify(token)).user_id == "u"
+            assert _pttl_calls(own_server) == before + 1
+            await asyncio.sleep(0.05)
+    result = cli(capsys, monkeypatch, "doctor", "--json",
+                 env={"REDIS_JWT_REDIS_URL": url, "REDIS_JWT_LOCAL_CACHE": "true"})  # fmt: skip
+    acl = next(c for c in result.json()["checks"] if c["name"] == "acl")
+    assert acl["status"] == "problem"
+    assert "cache-db" in acl["detail"]
