@@ -8,7 +8,8 @@ Two things can be up or down: the data connection (the client that serves
 - ``ready``: connected and, with the listener on, subscribed (and caught up:
   expiries missed while away are reported first);
 - ``disconnected``: the first loss of either, with the reason;
-- ``error``: each failure of either (and a ``CONFIG`` refusal for ``kea``).
+- ``error``: each failure of either (and a ``CONFIG`` refusal for ``kea``, and,
+  at open, a ``maxmemory-policy`` that can evict sessions).
 
 The data connection is watched through the calls themselves: a call that
 finds Redis unreachable or too slow starts a probe; if the probe fails too,
@@ -29,6 +30,7 @@ from ._feed import SessionFeed
 from ._layout import Layout
 from ._redis.links import until_done
 from ._redis.listener import Listener
+from ._redis.memory import evicting_policy
 from ._redis.schedule import Schedule
 from ._redis.store import AnyRedis, Store
 from ._sweeper import Sweeper, Unscheduler
@@ -130,6 +132,7 @@ class Lifecycle:
             self._lose_data(exc, "Redis is unreachable at start-up")
         else:
             self._set(data=True)
+            await self._warn_if_evicting()
         if self._sweeper is not None:
             self._sweeper.start()
         if self.listener is not None:
@@ -139,6 +142,24 @@ class Lifecycle:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self._open_timeout):
                         await self.listener.up.wait()
+
+    async def _warn_if_evicting(self) -> None:
+        """Say so (a WARNING and an ``error`` event) when Redis may evict sessions."""
+        try:
+            policy = await evicting_policy(self.store)
+        except StoreError:
+            return  # INFO refused or Redis gone: nothing to say (the doctor checks too)
+        if policy is None:
+            return
+        message = (
+            f"Redis's maxmemory-policy is {policy}: when memory runs out it can evict "
+            "sessions and session indexes, and then counts, listings, limits and "
+            "logging out everywhere are no longer exact (see docs/deployment.md). "
+            "Use `CONFIG SET maxmemory-policy noeviction` and size maxmemory for the "
+            "sessions you keep: a full Redis then refuses new sessions instead."
+        )
+        logger.warning(message, extra={"redis_jwt_event": "error", "maxmemory_policy": policy})
+        self._emit_kind("error", reason=message, error=ConfigurationError(message))
 
     async def aclose(self) -> None:
         """Stop every background task (bounded) and drop held events."""

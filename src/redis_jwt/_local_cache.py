@@ -11,10 +11,12 @@ invalidation link and drops the entry.
 
 The rules that keep it from ever serving a session Redis no longer has:
 
-- **only while the links are live**: entries are served only while every
-  invalidation link is subscribed and has been heard from (a message or a
-  heartbeat answer) within ``MAX_SILENCE_SECONDS``; a lost link flushes the
-  cache, which is bypassed until the link is back and subscribed again;
+- **only while the links are proved current**: entries are served only while
+  every invalidation link is subscribed and its latest answered ``PING`` (and,
+  outside Cluster, the latest database check) was sent within
+  ``MAX_PROOF_AGE_SECONDS``: a round trip, not mere traffic, proves that every
+  earlier invalidation has arrived. A lost link flushes the cache, which is
+  bypassed until the link is back and subscribed again;
 - **no stale fills**: a miss registers a ticket for its key *before* sending
   ``PTTL``; an invalidation of the key (or a flush) revokes the ticket, and
   the reply is stored only if the ticket is still valid when it arrives. A

@@ -99,6 +99,9 @@ def commands_for(plan: AclPlan) -> list[tuple[str, tuple[str | int, ...]]]:
             ("CLIENT ID", ("CLIENT", "ID")),
             ("CLIENT TRACKING", ("CLIENT", "TRACKING", "off")),
             ("SUBSCRIBE invalidations", ("SUBSCRIBE", "__redis__:invalidate")),
+            # The database check (SWAPDB) reads and, once, writes this one key.
+            ("GET cache-db", ("GET", f"{plan.prefix}:cache-db")),
+            ("SET cache-db", ("SET", f"{plan.prefix}:cache-db", "x", "NX", "EX", 86_400)),
         ]
     if plan.wait_replicas:
         probes.append(("WAIT", ("WAIT", 0, 0)))

@@ -7,5 +7,6 @@
   returning the typed values of ``replies.py``;
 - ``links.py``: side connections (``listener.py``: the events channel and keyspace
   events; ``tracking.py``: the local cache's invalidation links), their heartbeat
-  and their reconnection.
+  and their reconnection; ``dbmark.py``: the local cache's database check (``SWAPDB``);
+- ``memory.py``: the server's ``maxmemory-policy`` (the warning at open).
 """

@@ -4,8 +4,10 @@ A side connection is one connection per primary, built from the data
 client's address and credentials but outside its pool, with timeouts of its
 own and no hidden retries, so that a failure is seen (and reported) by its
 owner. Each is kept alive by a :class:`Heartbeat` (a half-open TCP link is
-found within seconds) and brought back by :func:`keep_up`, whose pauses come
-from redis-py's ``Retry`` and a backoff value, not from a hand-written loop.
+found within seconds) or, where staleness must be bounded, by
+:class:`RoundTrips` (liveness proved by answered pings, not by traffic), and
+brought back by :func:`keep_up`, whose pauses come from redis-py's ``Retry``
+and a backoff value, not from a hand-written loop.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,6 +33,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatMissed",
     "RestartBackoff",
+    "RoundTrips",
     "endpoints",
     "keep_up",
     "side_connection",
@@ -118,6 +122,73 @@ class Heartbeat:
     def missed(self) -> HeartbeatMissed:
         """The error that ends a link whose heartbeat went unanswered."""
         return HeartbeatMissed(f"no answer to the heartbeat within {self.timeout:g} s")
+
+
+class RoundTrips:
+    """Liveness proved by round trips: pings that carry their send time.
+
+    On an ordered stream, the answer to a ``PING`` comes after everything the
+    server wrote to the link before it read that ``PING``. So once the answer
+    to a ``PING`` sent at ``t`` is in, every message the server sent before
+    ``t`` has been received: the link is known current as of ``t``
+    (:attr:`proved_at`), whatever else it carries. A lagging or trickling link
+    keeps delivering bytes, but its proof ages, which is what its owner acts on.
+
+    A ``PING`` goes out every ``interval_seconds`` whether or not traffic flows
+    (several may be in flight), and the link counts as lost when one stays
+    unanswered for ``timeout_seconds``.
+
+    Args:
+        interval_seconds: the time between two pings.
+        timeout_seconds: the link is lost when a ping is unanswered this long.
+        tag: the payload's prefix, which names the link in ``MONITOR`` output.
+    """
+
+    __slots__ = ("_sent", "_tag", "interval", "proved_at", "timeout")
+
+    def __init__(self, interval_seconds: float, timeout_seconds: float, *, tag: bytes) -> None:
+        self.interval = interval_seconds
+        self.timeout = timeout_seconds
+        self._tag = tag + b":"
+        #: Monotonic send time of the latest answered round trip (0: none yet).
+        self.proved_at = 0.0
+        # Send times of the pings in flight, oldest first (answers come in order).
+        self._sent: deque[float] = deque()
+
+    def ping_due(self, now: float) -> bool:
+        """Whether the next ``PING`` should go out now."""
+        return not self._sent or now - self._sent[-1] >= self.interval
+
+    def ping(self, now: float) -> bytes:
+        """Note a ``PING`` sent at ``now``; return its payload."""
+        self._sent.append(now)
+        return self._tag + repr(now).encode()
+
+    def answered(self, payload: object) -> bool:
+        """Take the payload of a ``PONG``; False when it is not one of ours."""
+        if not isinstance(payload, bytes) or not payload.startswith(self._tag):
+            return False
+        try:
+            sent_at = float(payload[len(self._tag) :])
+        except ValueError:
+            return False
+        sent = self._sent
+        while sent and sent[0] <= sent_at:
+            sent.popleft()
+        self.proved_at = max(self.proved_at, sent_at)
+        return True
+
+    def proved(self, sent_at: float) -> None:
+        """Another round trip (sent at ``sent_at``) was answered."""
+        self.proved_at = max(self.proved_at, sent_at)
+
+    def overdue(self, now: float) -> bool:
+        """Whether a ``PING`` went unanswered for too long."""
+        return bool(self._sent) and now - self._sent[0] > self.timeout
+
+    def missed(self) -> HeartbeatMissed:
+        """The error that ends a link whose ping went unanswered."""
+        return HeartbeatMissed(f"no answer to a ping within {self.timeout:g} s")
 
 
 class RestartBackoff(AbstractBackoff):

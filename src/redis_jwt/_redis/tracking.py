@@ -24,13 +24,21 @@ task of this process has seen a change complete (its own ``destroy``, another
 instance's, a raw ``DEL``), no cache of this process can still serve what
 changed. Across processes the delay is the invalidation's delivery time.
 
-Each link has a heartbeat (a ``PING`` after :data:`HEARTBEAT_SECONDS` of
-silence, given up on after :data:`HEARTBEAT_TIMEOUT_SECONDS`), so a half-open
-link (a dead peer, a dropped NAT entry, a paused server) is found within
-seconds; and :attr:`InvalidationLinks.alive_until` says until when the links
-count as live without news, so the cache stops serving as soon as a link has
-been silent for longer than :data:`MAX_SILENCE_SECONDS`, before the heartbeat
-even concludes.
+**Liveness is proved by round trips, not by traffic.** Every
+:data:`PING_INTERVAL_SECONDS`, busy or not, each link sends a ``PING`` that
+carries its send time. Its answer comes after every invalidation Redis wrote
+to the link before reading it, so once it is in, the link is known current as
+of that send time (:class:`~.links.RoundTrips`). The cache serves only while
+every link's latest proof is younger than :data:`MAX_PROOF_AGE_SECONDS`
+(:attr:`InvalidationLinks.alive_until`): a link that lags, stalls or trickles a
+backlog keeps delivering bytes, but its proof ages and the cache is bypassed.
+A ping unanswered for :data:`PING_TIMEOUT_SECONDS` ends the link (it
+reconnects). So no instance serves a session more than
+``MAX_PROOF_AGE_SECONDS`` after another instance's ``destroy`` returned (the
+contract says 1.5 s; the rest is margin for a busy event loop).
+
+**A database check covers what tracking does not announce** (``SWAPDB``,
+see ``dbmark.py``): it is a round trip too, and takes part in the proof.
 """
 
 from __future__ import annotations
@@ -49,20 +57,22 @@ from redis.asyncio.connection import AbstractConnection
 
 from .._compat import asyncio_transport
 from .._tasks import Supervisor, stop
+from .dbmark import DatabaseMark
 from .errors import LINK_FAILURES
-from .links import Endpoint, Heartbeat, RestartBackoff, endpoints, keep_up, side_connection
+from .links import Endpoint, RestartBackoff, RoundTrips, endpoints, keep_up, side_connection
 from .store import AnyRedis
 
 __all__ = ["InvalidationLinks"]
 
 logger = logging.getLogger("redis_jwt")
 
-# A PING after this much silence: the link is heard from several times within
-# MAX_SILENCE_SECONDS, so a busy (but not blocked) event loop never loses the cache.
-HEARTBEAT_SECONDS = 0.25
-HEARTBEAT_TIMEOUT_SECONDS = 1.0
-#: The cache is not served from when a link has been silent for this long.
-MAX_SILENCE_SECONDS = 1.5
+#: A PING this often, traffic or not: the proof is renewed several times within
+#: MAX_PROOF_AGE_SECONDS, so a busy (but not blocked) event loop keeps the cache.
+PING_INTERVAL_SECONDS = 0.25
+#: A link whose PING stays unanswered this long is closed and reconnected.
+PING_TIMEOUT_SECONDS = 1.0
+#: The cache is not served from when the latest proof (a round trip's send time) is this old.
+MAX_PROOF_AGE_SECONDS = 1.0
 _CHANNEL = b"__redis__:invalidate"
 _PING = b"redis-jwt-cache"
 _LAST_CHANCE_SECONDS = 0.02
@@ -80,7 +90,7 @@ class _Link(asyncio.Protocol):
         self._on_keys = on_keys
         self._reader = hiredis.Reader()
         self.transport: asyncio.Transport | None = None
-        self.beat = Heartbeat(HEARTBEAT_SECONDS, HEARTBEAT_TIMEOUT_SECONDS)
+        self.proof = RoundTrips(PING_INTERVAL_SECONDS, PING_TIMEOUT_SECONDS, tag=_PING)
         loop = asyncio.get_running_loop()
         self.subscribed: asyncio.Future[None] = loop.create_future()
         #: Fails with the reason when the link is lost.
@@ -107,7 +117,7 @@ class _Link(asyncio.Protocol):
             self._reply(reply)
 
     def _reply(self, reply: Any) -> None:
-        self.beat.heard(time.monotonic())
+        # Messages are applied but prove nothing: a lagging link delivers them too.
         kind = reply[0] if isinstance(reply, list) and reply else None
         if kind == b"message" and len(reply) == 3:
             keys = reply[2]
@@ -116,10 +126,13 @@ class _Link(asyncio.Protocol):
             elif isinstance(keys, list):
                 # A key that is not UTF-8 cannot be one of ours: "replace" is enough.
                 self._on_keys([k.decode("utf-8", "replace") for k in keys])
-        elif kind == b"subscribe":
+            return
+        if kind == b"subscribe":
             if not self.subscribed.done():
                 self.subscribed.set_result(None)
-        elif kind != b"pong":  # an error, or something this link never asked for
+            return
+        if not (kind == b"pong" and len(reply) == 2 and self.proof.answered(reply[1])):
+            # An error, or something this link never asked for.
             self._fail(rex.ConnectionError(f"unexpected reply on the invalidation link: {reply!r}"))
             return
         self.heard()
@@ -190,6 +203,7 @@ class InvalidationLinks:
         self.tried = asyncio.Event()
         #: How many times the links were (re)established.
         self.connects = 0
+        self._db = DatabaseMark(client, f"{self._prefix}cache-db", timeout_seconds=timeout_seconds)
 
     @property
     def _closed(self) -> bool:
@@ -225,8 +239,10 @@ class InvalidationLinks:
                 await conn.read_response()
                 # Until now no invalidation can come (RESP2 sends them only to subscribers).
                 link.take_over()
+                sent_at = time.monotonic()
                 link.send("SUBSCRIBE", _CHANNEL)
                 await link.subscribed
+                link.proof.proved(sent_at)  # the cache is empty: current as of now
         except BaseException:
             await link.close()
             raise
@@ -262,12 +278,20 @@ class InvalidationLinks:
                     links = await self._connect()
                 finally:
                     self.tried.set()
+                if self._db.needed:
+                    await self._check_db()
                 self._links = links
                 self.connects += 1
                 self._heard()
                 self.up.set()
                 backoff.up()
-                await self._watch(links)
+                checker = None
+                if self._db.needed:
+                    checker = self._tasks.spawn(self._watch_db(), name="redis-jwt-cache-db")
+                try:
+                    await self._watch(links)
+                finally:
+                    await stop(checker)
             finally:
                 self._lost()
                 for link in links:
@@ -301,24 +325,41 @@ class InvalidationLinks:
     def _heard(self) -> None:
         links = self._links
         if links:
-            self.alive_until = min(link.beat.last_rx for link in links) + MAX_SILENCE_SECONDS
+            proved_at = min(min(link.proof.proved_at for link in links), self._db.proved_at)
+            self.alive_until = proved_at + MAX_PROOF_AGE_SECONDS
 
     async def _watch(self, links: list[_Link]) -> None:
-        """Return never; raise when a link is lost or misses its heartbeat."""
+        """Return never; raise when a link is lost or a ping goes unanswered."""
         lost = [link.lost for link in links]
         while not self._closed:
-            done, _ = await asyncio.wait(lost, timeout=HEARTBEAT_SECONDS / 2)
+            done, _ = await asyncio.wait(lost, timeout=PING_INTERVAL_SECONDS / 2)
             for future in done:
                 future.result()  # raises the link's failure
             now = time.monotonic()
             for link in links:
-                beat = link.beat
-                if beat.ping_due(now):
-                    link.send("PING", _PING)
-                    beat.pinged(now)
-                elif beat.overdue(now):
+                proof = link.proof
+                if proof.overdue(now):
                     # A busy event loop may not have read an answer that came in
                     # time: let it poll once more before giving up.
                     await asyncio.sleep(_LAST_CHANCE_SECONDS)
-                    if beat.ping_sent is not None:
-                        raise beat.missed()
+                    if proof.overdue(now):
+                        raise proof.missed()
+                if proof.ping_due(now):
+                    link.send("PING", proof.ping(now))
+
+    # -- the database check (SWAPDB) -------------------------------------------
+
+    async def _check_db(self) -> None:
+        if await self._db.check():
+            self._on_keys(None)
+        self._heard()
+
+    async def _watch_db(self) -> None:
+        """Check the database every ping interval while the links are up."""
+        while not self._closed:
+            await asyncio.sleep(PING_INTERVAL_SECONDS)
+            try:
+                await self._check_db()
+            except LINK_FAILURES as exc:
+                # The proof simply ages: the cache is bypassed until a check succeeds.
+                logger.debug("local cache: the database check failed (%s)", exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from types import TracebackType
 from typing import Self
 
@@ -12,6 +13,8 @@ from redis_jwt.testing.server import _require_loopback
 __all__ = ["TCPProxy"]
 
 _CHUNK_BYTES = 64 * 1024
+_TICK_SECONDS = 0.05
+_HEAD_BYTES = 4096
 
 
 class _Link:
@@ -22,6 +25,10 @@ class _Link:
         self.upstream = upstream
         # Set when a request matched drop_next_reply(): its reply is swallowed.
         self.doomed = False
+        #: The markers of :meth:`TCPProxy.throttle` this client has sent.
+        self.marks: set[bytes] = set()
+        #: The first bytes the client sent (its handshake), for markers set later.
+        self.head = b""
 
     def abort(self) -> None:
         for writer in (self.client, self.upstream):
@@ -48,6 +55,9 @@ class TCPProxy:
         connections_total: Connections accepted and connected upstream.
         round_trips: Client -> upstream chunks forwarded.
         replies_dropped: Replies swallowed by :meth:`drop_next_reply`.
+
+    :meth:`throttle` slows only the connections that sent a marker (for example
+    the name a client gives itself with ``CLIENT SETNAME``), leaving the others alone.
     """
 
     def __init__(
@@ -73,6 +83,7 @@ class TCPProxy:
         self._links: set[_Link] = set()
         self._handlers: set[asyncio.Task[None]] = set()
         self._pumps: set[asyncio.Task[None]] = set()
+        self._throttles: dict[bytes, tuple[float, float | None]] = {}
 
     def __repr__(self) -> str:
         return f"<TCPProxy {self.host}:{self._port} -> {self.upstream_host}:{self.upstream_port}>"
@@ -152,6 +163,55 @@ class TCPProxy:
         """
         self._drop_marker = containing
 
+    def throttle(
+        self, marker: bytes, *, delay_seconds: float = 0.0, bytes_per_second: float | None = None
+    ) -> None:
+        """Slow the connections whose client has sent ``marker``, from then on.
+
+        Each chunk of such a connection, in each direction, waits until
+        ``delay_seconds`` after it was read (re-read while waiting, so a lower
+        delay takes effect at once), then is forwarded at most
+        ``bytes_per_second`` (a trickle). Calling again changes the values;
+        :meth:`unthrottle` ends it. A connection that sent the marker before this
+        call is slowed too.
+        """
+        if delay_seconds < 0 or (bytes_per_second is not None and bytes_per_second <= 0):
+            raise ValueError("delay_seconds must be >= 0 and bytes_per_second > 0")
+        self._throttles[marker] = (delay_seconds, bytes_per_second)
+        for link in self._links:
+            if marker in link.head:
+                link.marks.add(marker)
+
+    def unthrottle(self, marker: bytes) -> None:
+        """Forward the connections that sent ``marker`` at full speed again."""
+        self._throttles.pop(marker, None)
+
+    def _throttle_of(self, link: _Link) -> tuple[float, float | None]:
+        delay, rate = 0.0, None
+        for mark in link.marks:
+            mark_delay, mark_rate = self._throttles.get(mark, (0.0, None))
+            delay = max(delay, mark_delay)
+            if mark_rate is not None:
+                rate = mark_rate if rate is None else min(rate, mark_rate)
+        return delay, rate
+
+    async def _throttled(self, link: _Link, writer: asyncio.StreamWriter, data: bytes) -> None:
+        read_at = time.monotonic()
+        # Bounded: the delay is re-read every tick, and a tick is at most 50 ms.
+        while (wait := read_at + self._throttle_of(link)[0] - time.monotonic()) > 0:
+            await asyncio.sleep(min(wait, _TICK_SECONDS))
+        while data:
+            rate = self._throttle_of(link)[1]
+            if rate is None:
+                writer.write(data)
+                return
+            piece = max(1, int(rate * _TICK_SECONDS))
+            writer.write(data[:piece])
+            data = data[piece:]
+            await writer.drain()
+            if data:
+                await asyncio.sleep(_TICK_SECONDS)
+
     def drop_connections(self) -> None:
         """Abort (RST) every current client and upstream connection."""
         for link in list(self._links):
@@ -181,8 +241,8 @@ class TCPProxy:
         self._links.add(link)
         self.connections_total += 1
         pumps = [
-            asyncio.create_task(self._pump(reader, up_writer, upstream=True, link=link)),
-            asyncio.create_task(self._pump(up_reader, writer, upstream=False, link=link)),
+            asyncio.create_task(self._pump(reader, up_writer, link, upstream=True)),
+            asyncio.create_task(self._pump(up_reader, writer, link, upstream=False)),
         ]
         self._pumps.update(pumps)
         try:
@@ -200,9 +260,9 @@ class TCPProxy:
         self,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        link: _Link,
         *,
         upstream: bool,
-        link: _Link,
     ) -> None:
         with contextlib.suppress(OSError):
             while True:
@@ -220,7 +280,14 @@ class TCPProxy:
                     self.replies_dropped += 1
                     link.abort()
                     return
-                writer.write(data)
+                if upstream:
+                    if len(link.head) < _HEAD_BYTES:
+                        link.head = (link.head + data)[:_HEAD_BYTES]
+                    link.marks.update(m for m in self._throttles if m in data)
+                if link.marks:
+                    await self._throttled(link, writer, data)
+                else:
+                    writer.write(data)
                 await writer.drain()
                 if upstream:
                     self.bytes_up += len(data)
