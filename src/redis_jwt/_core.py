@@ -23,6 +23,7 @@ from ._options import Options, options_from_settings
 from ._redis.connect import client_from_url
 from ._redis.store import AnyRedis
 from ._tasks import Supervisor
+from ._telemetry import Switch, session_id_of_token
 from .errors import ConfigurationError
 from .events import EventBus
 from .keys import Key, KeyRing
@@ -162,6 +163,8 @@ class RedisJWT:
         #: The event bus: ``auth.events.on("destroyed", handler)``.
         self.events = EventBus()
         self._tasks = Supervisor()
+        # OpenTelemetry: decided at open (see _telemetry.py); None until then.
+        self._otel = Switch()
         self._life = Lifecycle(
             client,
             self.layout,
@@ -170,6 +173,7 @@ class RedisJWT:
             deadline_seconds=options.timeout_seconds * (options.retries + 1),
             listen=resolved.listening,
             kea=self.kea,
+            telemetry=self._otel,
         )
         self._backend: SessionBackend
         self._backend, self._cache = build_backend(resolved, self._life, client, self.layout)
@@ -215,6 +219,7 @@ class RedisJWT:
         if self._state is State.OPEN:
             return
         self._state = State.OPEN
+        self._otel.detect()
         await self._life.open()
         if self._cache is not None:
             await self._cache.open()
@@ -288,7 +293,10 @@ class RedisJWT:
             check_data(data_token, "data_token"),
             check_data(data_session, "data_session"),
         )
-        return await backend.sign(new)
+        otel = self._otel.active
+        if otel is None:
+            return await backend.sign(new)
+        return await otel.trace("redis_jwt.sign", backend.sign(new), session_id_of_token)
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check ``token`` and that its session is alive: one Redis round trip.
@@ -306,7 +314,14 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
-        return await self._backend.verify(token, with_session=with_session)
+        otel = self._otel.active
+        if otel is None:
+            return await self._backend.verify(token, with_session=with_session)
+        return await otel.trace(
+            "redis_jwt.verify",
+            self._backend.verify(token, with_session=with_session),
+            _session_id,
+        )
 
     async def extend(self, token: str) -> Session:
         """Reset the session's idle ttl (never past its ``max_age``) and return it.
@@ -318,18 +333,31 @@ class RedisJWT:
         self._check_open()
         return await self._backend.extend(token)
 
-    async def destroy(self, token: str) -> bool:
+    async def destroy(self, token: str | None) -> bool:
         """Log out the token's session; return whether it was alive.
 
-        A token whose ``exp`` has passed is accepted (logging out is always
-        allowed) but its signature must be valid.
+        Logging out is always allowed and never an error for a genuine token:
+        a token whose ``exp`` has passed is accepted, a session that already
+        ended (a second logout, another device's "log out everywhere") gives
+        False, and so does no token at all (``None`` or ``""``: nothing to
+        end), so ``await auth.destroy(request_token)`` needs no guard.
 
         Raises:
-            InvalidToken, MissingToken: the token is not genuine.
+            InvalidToken: a token was given but is not genuine (bad signature,
+                malformed): a forged logout is refused, not ignored.
             StoreError: Redis failed.
         """
         self._check_open()
-        return await self._backend.destroy(token)
+        if not token:
+            return False
+        otel = self._otel.active
+        if otel is None:
+            return await self._backend.destroy(token)
+        return await otel.trace(
+            "redis_jwt.destroy",
+            self._backend.destroy(token),
+            lambda _ended: session_id_of_token(token),
+        )
 
     async def revoke(self, user_id: str, session_id: str) -> bool:
         """End one session of ``user_id`` by id ("log out that device"); True if it was alive."""
@@ -364,3 +392,7 @@ class RedisJWT:
         """Return Redis ``INFO`` (optionally one section) as a dict."""
         self._check_open()
         return await self._life.store.info(section)
+
+
+def _session_id(session: Session) -> str:
+    return session.session_id

@@ -33,6 +33,7 @@ from ._redis.schedule import Schedule
 from ._redis.store import AnyRedis, Store
 from ._sweeper import Sweeper, Unscheduler
 from ._tasks import Supervisor
+from ._telemetry import Switch
 from .errors import ConfigurationError, StoreError
 from .events import EventBus
 from .models import EventKind
@@ -71,6 +72,7 @@ class Lifecycle:
         deadline_seconds: how long one Redis call may take, retry included.
         listen: run the listener and the sweeper.
         kea: also listen to keyspace events.
+        telemetry: where the telemetry decided at open is found.
     """
 
     def __init__(
@@ -83,12 +85,18 @@ class Lifecycle:
         deadline_seconds: float,
         listen: bool,
         kea: bool,
+        telemetry: Switch | None = None,
     ) -> None:
         self._tasks = self.tasks = tasks
         #: This instance's id in the notices it publishes (see _feed.py).
         self.origin = secrets.token_urlsafe(9)
+        self.telemetry = telemetry or Switch()
         self.store = Store(
-            client, tasks, deadline_seconds=deadline_seconds, on_failure=self._store_failed
+            client,
+            tasks,
+            deadline_seconds=deadline_seconds,
+            on_failure=self._store_failed,
+            telemetry=self.telemetry,
         )
         self._schedule = Schedule(self.store, layout, origin=self.origin)
         self.unscheduler = Unscheduler(self._schedule, tasks)
@@ -97,6 +105,7 @@ class Lifecycle:
             layout,
             self.origin,
             listening=listen,
+            telemetry=self.telemetry,
             on_external=(lambda key: self.unscheduler.add([key])) if kea else None,
         )
         self._sweeper = Sweeper(self._schedule, self.feed, layout, tasks) if listen else None
