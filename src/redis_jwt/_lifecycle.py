@@ -14,6 +14,11 @@ The data connection is watched through the calls themselves: a call that
 finds Redis unreachable or too slow starts a probe; if the probe fails too,
 Redis is declared away and a background task reconnects (with backoff)
 until it answers again. No traffic is added while all is well.
+
+The logger ``redis_jwt`` follows the same pair, once per outage rather than
+once per failed request: a WARNING with ``disconnected`` and an INFO with
+``connected`` when it is back, each with ``extra={"redis_jwt_event": ...,
+"redis_url": <the address, password redacted>}``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import time
 
 from ._feed import SessionFeed
 from ._layout import Layout
+from ._redis.connect import address
 from ._redis.links import until_done
 from ._redis.listener import Listener
 from ._redis.schedule import Schedule
@@ -110,6 +116,8 @@ class Lifecycle:
         )
         self._sweeper = Sweeper(self._schedule, self.feed, layout, tasks) if listen else None
         self._open_timeout = max(2.0, 2 * deadline_seconds)
+        #: Where Redis is, password redacted: for the log records.
+        self.address = address(client)
         self.listener: Listener | None = None
         if listen:
             self.listener = Listener(
@@ -167,6 +175,12 @@ class Lifecycle:
         if self._announced in (Announced.NOTHING, Announced.DOWN):
             was_down = self._announced is Announced.DOWN
             self._announced = Announced.RECONNECTED if was_down else Announced.CONNECTED
+            if was_down and not self._tasks.closed:
+                logger.info(
+                    "the connection to Redis at %s is back",
+                    self.address,
+                    extra={"redis_jwt_event": "connected", "redis_url": self.address},
+                )
             self._emit_kind("connected")
         if self._listener_ok and self._announced is not Announced.READY:
             self._announced = Announced.READY
@@ -177,6 +191,14 @@ class Lifecycle:
         self._announced = Announced.DOWN
         self._emit_kind("error", reason=reason, error=exc)
         if announce_down:
+            if not self._tasks.closed:
+                # Once per outage: the requests that fail meanwhile are 503s, not log lines.
+                logger.warning(
+                    "lost the connection to Redis at %s (%s); reconnecting in the background",
+                    self.address,
+                    reason,
+                    extra={"redis_jwt_event": "disconnected", "redis_url": self.address},
+                )
             self._emit_kind("disconnected", reason=reason)
 
     def _emit_kind(
