@@ -85,6 +85,17 @@ class Telemetry:
                         values[key] = float(value if value is not None else point.value)  # type: ignore[union-attr]
         return values
 
+    def bounds(self, name: str) -> tuple[float, ...]:
+        """The bucket boundaries of histogram ``name`` (empty when it recorded nothing)."""
+        data = self.reader.get_metrics_data()
+        for resource in data.resource_metrics if data is not None else ():
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if scope.scope.name == SCOPE and metric.name == name:
+                        for point in metric.data.data_points:
+                            return tuple(getattr(point, "explicit_bounds", ()))
+        return ()
+
     def units(self) -> dict[str, str]:
         """The unit of every ``redis_jwt`` instrument that has recorded something."""
         data = self.reader.get_metrics_data()

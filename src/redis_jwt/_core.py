@@ -19,12 +19,12 @@ from ._backend import NewSession, SessionBackend, check_data
 from ._duration import Duration
 from ._layout import Layout
 from ._lifecycle import Lifecycle
-from ._options import Options, options_from_settings
+from ._options import Options, settings_keywords
 from ._redis.connect import client_from_url
 from ._redis.store import AnyRedis
 from ._tasks import Supervisor
-from ._telemetry import Switch, session_id_of_token
-from .errors import ConfigurationError
+from ._telemetry import Switch, session_id_of_session, session_id_of_token
+from .errors import ConfigurationError, StoreError
 from .events import EventBus
 from .keys import Key, KeyRing
 from .models import Session, SessionInfo
@@ -180,9 +180,28 @@ class RedisJWT:
         self._state = State.NEW
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> RedisJWT:
-        """Build from :class:`~redis_jwt.Settings` (``REDIS_JWT_*`` variables) and overrides."""
-        return cls(**options_from_settings(settings or Settings(), overrides))
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        key_prefix: str | None = None,
+        env_prefix: str | None = None,
+        **overrides: Any,
+    ) -> RedisJWT:
+        """Build from :class:`~redis_jwt.Settings` (``REDIS_JWT_*`` variables) and overrides.
+
+        Args:
+            settings: the settings; read from the environment when omitted.
+            key_prefix: the Redis key namespace (the constructor's ``prefix=``).
+            env_prefix: read ``<env_prefix>SECRET``... instead of ``REDIS_JWT_*``.
+            **overrides: other constructor keywords; they win over the settings.
+                ``prefix=`` (deprecated: ambiguous) sets the key prefix.
+
+        Raises:
+            ConfigurationError: as the constructor; without a key, it names
+                the variables to set (``REDIS_JWT_SECRET`` or ``REDIS_JWT_KEYS``).
+        """
+        return cls(**settings_keywords(settings, key_prefix, env_prefix, overrides))
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -242,6 +261,13 @@ class RedisJWT:
         if self._owns_client:
             await self._life.store.aclose()
 
+    def __repr__(self) -> str:
+        # Never a secret: the address has its password redacted, keys are not shown.
+        return (
+            f"<RedisJWT layout={self.layout_name!r} redis={self._life.address!r} "
+            f"prefix={self.prefix!r} state={self._state.value!r}>"
+        )
+
     async def __aenter__(self) -> Self:
         await self.open()
         return self
@@ -293,10 +319,7 @@ class RedisJWT:
             check_data(data_token, "data_token"),
             check_data(data_session, "data_session"),
         )
-        otel = self._otel.active
-        if otel is None:
-            return await backend.sign(new)
-        return await otel.trace("redis_jwt.sign", backend.sign(new), session_id_of_token)
+        return await self._otel.run("redis_jwt.sign", backend.sign(new), session_id_of_token)
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check ``token`` and that its session is alive: one Redis round trip.
@@ -320,7 +343,7 @@ class RedisJWT:
         return await otel.trace(
             "redis_jwt.verify",
             self._backend.verify(token, with_session=with_session),
-            _session_id,
+            session_id_of_session,
         )
 
     async def extend(self, token: str) -> Session:
@@ -336,11 +359,9 @@ class RedisJWT:
     async def destroy(self, token: str | None) -> bool:
         """Log out the token's session; return whether it was alive.
 
-        Logging out is always allowed and never an error for a genuine token:
-        a token whose ``exp`` has passed is accepted, a session that already
-        ended (a second logout, another device's "log out everywhere") gives
-        False, and so does no token at all (``None`` or ``""``: nothing to
-        end), so ``await auth.destroy(request_token)`` needs no guard.
+        Logging out is never an error for a genuine token: an expired ``exp``
+        is accepted, a session already ended (a second logout) gives False,
+        and so does no token at all (``None`` or ``""``: nothing to end).
 
         Raises:
             InvalidToken: a token was given but is not genuine (bad signature,
@@ -350,13 +371,8 @@ class RedisJWT:
         self._check_open()
         if not token:
             return False
-        otel = self._otel.active
-        if otel is None:
-            return await self._backend.destroy(token)
-        return await otel.trace(
-            "redis_jwt.destroy",
-            self._backend.destroy(token),
-            lambda _ended: session_id_of_token(token),
+        return await self._otel.run(
+            "redis_jwt.destroy", self._backend.destroy(token), lambda _: session_id_of_token(token)
         )
 
     async def revoke(self, user_id: str, session_id: str) -> bool:
@@ -384,15 +400,14 @@ class RedisJWT:
         return await backend.count(backend.check_user_id(user_id))
 
     async def ping(self) -> bool:
-        """Return True when Redis answers; raise :class:`~redis_jwt.errors.StoreError` otherwise."""
+        """Return whether Redis answers ``PING`` in time: False (not an error) when it does not."""
         self._check_open()
-        return await self._life.store.ping()
+        try:
+            return await self._life.store.ping()
+        except StoreError:
+            return False
 
     async def info(self, section: str | None = None) -> dict[str, Any]:
         """Return Redis ``INFO`` (optionally one section) as a dict."""
         self._check_open()
         return await self._life.store.info(section)
-
-
-def _session_id(session: Session) -> str:
-    return session.session_id
