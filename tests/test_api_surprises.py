@@ -229,3 +229,26 @@ async def test_another_instances_middleware_does_not_stand_in_for_the_dependency
         async with client(RedisJWTMiddleware(app, auth=front)) as http:
             answer = await http.get("/me", headers={"authorization": f"Bearer {token}"})
         assert answer.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://bob:pw@127.0.0.1:7000/2", "redis://bob:***@127.0.0.1:7000/2"),
+        ("rediss://127.0.0.1:6380", "rediss://127.0.0.1:6380/0"),
+        ("unix:///tmp/redis.sock", "unix:///tmp/redis.sock"),
+        (
+            "redis+sentinel://:pw@127.0.0.1:26379,127.0.0.1:26380/mymaster",
+            "redis+sentinel://:***@127.0.0.1:26379,127.0.0.1:26380/mymaster",
+        ),
+        (
+            "redis+cluster://:pw@127.0.0.1:7001,127.0.0.1:7002",
+            "redis+cluster://:***@127.0.0.1:7001,127.0.0.1:7002",
+        ),
+    ],
+)
+async def test_repr_shows_every_kind_of_address_redacted(url: str, shown: str) -> None:
+    auth = RedisJWT(secret=SECRET, redis_url=url)  # no I/O in the constructor
+    assert f"redis='{shown}'" in repr(auth)
+    assert ":pw@" not in repr(auth)
+    await auth.aclose()
