@@ -338,13 +338,10 @@ class RedisJWT:
         """
         self._check_open()
         otel = self._otel.active
-        if otel is None:
-            return await self._backend.verify(token, with_session=with_session)
-        return await otel.trace(
-            "redis_jwt.verify",
-            self._backend.verify(token, with_session=with_session),
-            session_id_of_session,
-        )
+        call = self._backend.verify(token, with_session=with_session)
+        if otel is None:  # telemetry off (decided at open): nothing more on the hot path
+            return await call
+        return await otel.trace("redis_jwt.verify", call, session_id_of_session)
 
     async def extend(self, token: str) -> Session:
         """Reset the session's idle ttl (never past its ``max_age``) and return it.
