@@ -146,7 +146,8 @@ def bench(session: nox.Session) -> None:
     # fastapi-users' redis extra pins redis<8: this venv runs redis-py 7.x (printed).
     session.install(
         "-e",
-        ".[starlette]",
+        # otel: the verify line with the OpenTelemetry API installed and no SDK.
+        ".[starlette,otel]",
         "fastapi-users[redis]==15.*",
         "starsessions[redis]",
         "uvicorn",

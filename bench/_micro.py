@@ -11,12 +11,14 @@ slow period of the machine spreads over all cases instead of sinking one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import itertools
 import secrets
+import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -117,6 +119,20 @@ async def fill(
     return results
 
 
+@contextlib.contextmanager
+def without_otel_api() -> Iterator[None]:
+    """Open a RedisJWT as if ``opentelemetry-api`` were not installed (the baseline)."""
+    saved = sys.modules.get("opentelemetry")
+    sys.modules["opentelemetry"] = None  # type: ignore[assignment]  # import fails: "not installed"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del sys.modules["opentelemetry"]
+        else:
+            sys.modules["opentelemetry"] = saved
+
+
 def accepts_local_cache() -> bool:
     """Tell whether this redis-jwt has the opt-in local verify cache (a later task)."""
     return "local_cache" in inspect.signature(RedisJWT.__init__).parameters
@@ -128,6 +144,8 @@ class Bench:
     def __init__(self, redis_url: str) -> None:
         self.url = redis_url
         self.auth = RedisJWT(secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS)
+        # The same, opened with the OpenTelemetry API importable and no SDK configured.
+        self.auth_otel = RedisJWT(secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS)
         self.auth_sliding = RedisJWT(
             secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS, sliding=True
         )
@@ -163,7 +181,9 @@ class Bench:
 
     async def open(self) -> None:
         """Connect everything and create the read pools (untimed)."""
-        await self.auth.open()
+        with without_otel_api():
+            await self.auth.open()
+        await self.auth_otel.open()
         await self.auth_sliding.open()
         if self.auth_cached is not None:
             await self.auth_cached.open()
@@ -201,7 +221,7 @@ class Bench:
 
     async def aclose(self) -> None:
         """Close every client (each was built here)."""
-        for auth in (self.auth, self.auth_sliding, self.auth_cached):
+        for auth in (self.auth, self.auth_otel, self.auth_sliding, self.auth_cached):
             if auth is not None:
                 await auth.aclose()
         for client in (self.floor_redis, self.fu_redis, self.ss_redis):
@@ -237,6 +257,11 @@ class Bench:
             pair = await auth.refresh(refresh_tokens[slot])
             refresh_tokens[slot] = pair.refresh_token
             return pair
+
+        otel = self.auth_otel
+
+        async def verify_otel(i: int) -> object:
+            return await otel.verify(tokens[i % POOL])
 
         async def verify_sliding(i: int) -> object:
             return await sliding.verify(tokens[i % POOL])
@@ -294,6 +319,7 @@ class Bench:
             Case("floor", "floor: PyJWT decode + GET", "floor", floor_op),
             Case("verify", "redis-jwt verify", "read", verify),
             Case("verify_access", "redis-jwt verify access token", "read", verify_access),
+            Case("verify_otel", "verify with the OTel API installed, no SDK", "read", verify_otel),
             Case("verify_sliding", "redis-jwt verify sliding=True", "read", verify_sliding),
             Case(
                 "verify_with_session", "redis-jwt verify with_session=True", "read",

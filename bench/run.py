@@ -194,6 +194,13 @@ def targets(
             unavailable if not local_cache else "not measured",
         )
     )
+    out.append(
+        Target(
+            "verify c=64, OTel API installed and no SDK >= 0.97x verify c=64",
+            0.97,
+            _ratio(_median(micro, "verify_otel", 64), _median(micro, "verify", 64)),
+        )
+    )
     p99 = revocation.p99_ms if revocation is not None else None
     out.append(
         Target(

@@ -52,7 +52,7 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert SECRET not in repr(settings)
     auth = RedisJWT.from_settings(settings)
     assert auth.layout.prefix == "app1"
-    assert RedisJWT.from_settings(prefix="app2").layout.prefix == "app2"
+    assert RedisJWT.from_settings(key_prefix="app2").layout.prefix == "app2"
     monkeypatch.setenv("REDIS_JWT_TTL", "soon")
     with pytest.raises(errors.ConfigurationError, match="ttl"):
         RedisJWT.from_settings()

@@ -67,6 +67,11 @@ def load_data(data_json: str | None) -> dict[str, Any]:
 TTL_CEILING_SECONDS = 366 * 86400
 
 
+def _days(seconds: int) -> str:
+    days = seconds / 86400
+    return f"{days:g} days" if days >= 1 else f"{seconds} s"
+
+
 @dataclass(frozen=True, slots=True)
 class SessionRules:
     """Lifetimes every layout applies the same way.
@@ -91,10 +96,15 @@ class SessionRules:
             ConfigurationError: for a bad or too long ttl (before anything is written).
         """
         idle = self.ttl_seconds if ttl is None else parse_duration(ttl, name="ttl")
-        if idle > self.ceiling_seconds:
+        ceiling = self.ceiling_seconds
+        if idle > ceiling:
+            # Say which option sets the ceiling: max_age only when it is the largest.
             raise ConfigurationError(
-                f"ttl={ttl!r} is longer than the longest allowed lifetime "
-                f"({self.ceiling_seconds} s); raise max_age to allow it"
+                f"ttl={ttl!r} ({idle} s) is longer than the longest lifetime a session may "
+                f"ask for, {ceiling} s ({_days(ceiling)}): the largest of 366 days, "
+                f"max_age ({_days(self.max_age_seconds)}) and the default ttl "
+                f"({_days(self.ttl_seconds)}); to allow it, create RedisJWT with "
+                f"max_age={ttl!r} or longer"
             )
         return idle
 

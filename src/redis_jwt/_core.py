@@ -19,11 +19,12 @@ from ._backend import NewSession, SessionBackend, check_data
 from ._duration import Duration
 from ._layout import Layout
 from ._lifecycle import Lifecycle
-from ._options import Options, options_from_settings
+from ._options import Options, settings_keywords
 from ._redis.connect import client_from_url
 from ._redis.store import AnyRedis
 from ._tasks import Supervisor
-from .errors import ConfigurationError
+from ._telemetry import Switch, session_id_of_session, session_id_of_token
+from .errors import ConfigurationError, StoreError
 from .events import EventBus
 from .keys import Key, KeyRing
 from .models import ClientInfo, Session, SessionInfo, TokenPair
@@ -171,6 +172,8 @@ class RedisJWT:
         #: The event bus: ``auth.events.on("destroyed", handler)``.
         self.events = EventBus()
         self._tasks = Supervisor()
+        # OpenTelemetry: decided at open (see _telemetry.py); None until then.
+        self._otel = Switch()
         self._life = Lifecycle(
             client,
             self.layout,
@@ -179,15 +182,35 @@ class RedisJWT:
             deadline_seconds=options.timeout_seconds * (options.retries + 1),
             listen=resolved.listening,
             kea=self.kea,
+            telemetry=self._otel,
         )
         self._backend: SessionBackend
         self._backend, self._cache = build_backend(resolved, self._life, client, self.layout)
         self._state = State.NEW
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None, **overrides: Any) -> RedisJWT:
-        """Build from :class:`~redis_jwt.Settings` (``REDIS_JWT_*`` variables) and overrides."""
-        return cls(**options_from_settings(settings or Settings(), overrides))
+    def from_settings(
+        cls,
+        settings: Settings | None = None,
+        *,
+        key_prefix: str | None = None,
+        env_prefix: str | None = None,
+        **overrides: Any,
+    ) -> RedisJWT:
+        """Build from :class:`~redis_jwt.Settings` (``REDIS_JWT_*`` variables) and overrides.
+
+        Args:
+            settings: the settings; read from the environment when omitted.
+            key_prefix: the Redis key namespace (the constructor's ``prefix=``).
+            env_prefix: read ``<env_prefix>SECRET``... instead of ``REDIS_JWT_*``.
+            **overrides: other constructor keywords; they win over the settings.
+                ``prefix=`` (deprecated: ambiguous) sets the key prefix.
+
+        Raises:
+            ConfigurationError: as the constructor; without a key, it names
+                the variables to set (``REDIS_JWT_SECRET`` or ``REDIS_JWT_KEYS``).
+        """
+        return cls(**settings_keywords(settings, key_prefix, env_prefix, overrides))
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -224,6 +247,7 @@ class RedisJWT:
         if self._state is State.OPEN:
             return
         self._state = State.OPEN
+        self._otel.detect()
         await self._life.open()
         if self._cache is not None:
             await self._cache.open()
@@ -245,6 +269,13 @@ class RedisJWT:
         await self.events.aclose()
         if self._owns_client:
             await self._life.store.aclose()
+
+    def __repr__(self) -> str:
+        # Never a secret: the address has its password redacted, keys are not shown.
+        return (
+            f"<RedisJWT layout={self.layout_name!r} redis={self._life.address!r} "
+            f"prefix={self.prefix!r} state={self._state.value!r}>"
+        )
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -297,7 +328,7 @@ class RedisJWT:
             check_data(data_token, "data_token"),
             check_data(data_session, "data_session"),
         )
-        return await backend.sign(new)
+        return await self._otel.run("redis_jwt.sign", backend.sign(new), session_id_of_token)
 
     async def sign_pair(
         self,
@@ -367,7 +398,11 @@ class RedisJWT:
             StoreError: Redis failed.
         """
         self._check_open()
-        return await self._backend.verify(token, with_session=with_session)
+        otel = self._otel.active
+        call = self._backend.verify(token, with_session=with_session)
+        if otel is None:  # telemetry off (decided at open): nothing more on the hot path
+            return await call
+        return await otel.trace("redis_jwt.verify", call, session_id_of_session)
 
     async def extend(self, token: str) -> Session:
         """Reset the session's idle ttl (never past its ``max_age``) and return it.
@@ -379,18 +414,24 @@ class RedisJWT:
         self._check_open()
         return await self._backend.extend(token)
 
-    async def destroy(self, token: str) -> bool:
+    async def destroy(self, token: str | None) -> bool:
         """Log out the token's session; return whether it was alive.
 
-        A token whose ``exp`` has passed is accepted (logging out is always
-        allowed) but its signature must be valid.
+        Logging out is never an error for a genuine token: an expired ``exp``
+        is accepted, a session already ended (a second logout) gives False,
+        and so does no token at all (``None`` or ``""``: nothing to end).
 
         Raises:
-            InvalidToken, MissingToken: the token is not genuine.
+            InvalidToken: a token was given but is not genuine (bad signature,
+                malformed): a forged logout is refused, not ignored.
             StoreError: Redis failed.
         """
         self._check_open()
-        return await self._backend.destroy(token)
+        if not token:
+            return False
+        return await self._otel.run(
+            "redis_jwt.destroy", self._backend.destroy(token), lambda _: session_id_of_token(token)
+        )
 
     async def revoke(self, user_id: str, session_id: str) -> bool:
         """End one session of ``user_id`` by id ("log out that device"); True if it was alive."""
@@ -417,9 +458,12 @@ class RedisJWT:
         return await backend.count(backend.check_user_id(user_id))
 
     async def ping(self) -> bool:
-        """Return True when Redis answers; raise :class:`~redis_jwt.errors.StoreError` otherwise."""
+        """Return whether Redis answers ``PING`` in time: False (not an error) when it does not."""
         self._check_open()
-        return await self._life.store.ping()
+        try:
+            return await self._life.store.ping()
+        except StoreError:
+            return False
 
     async def info(self, section: str | None = None) -> dict[str, Any]:
         """Return Redis ``INFO`` (optionally one section) as a dict."""

@@ -36,6 +36,7 @@ from ._web import (
 from ._web_compat import socket_channels
 from .errors import AuthenticationError, CSRFError, StoreError
 from .models import Session
+from .starlette import VERIFIED_BY
 
 __all__ = [
     "BearerToken",
@@ -159,8 +160,19 @@ class Guard:
             raise failure_for(connection, CSRF_FAILED)
 
     async def http(self, connection: HTTPConnection, found: Credentials) -> Session:
-        """Verify an HTTP request's token (CSRF first: a forgery costs no round trip)."""
+        """Verify an HTTP request's token (CSRF first: a forgery costs no round trip).
+
+        Behind :class:`~redis_jwt.starlette.RedisJWTMiddleware` of the same
+        ``RedisJWT``, the session the middleware verified for this very request
+        is reused (no second verify), unless this dependency needs the
+        ``data_session`` the middleware did not load.
+        """
         self.check_csrf(connection, found)
+        state = connection.scope.get("state")
+        if state and state.get(VERIFIED_BY) is self._auth and found.token:
+            user = state.get("user")
+            if isinstance(user, Session) and (not self._with or user.data_session is not None):
+                return user
         token = found.token
         failure: Failure
         if token:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ._layout import Layout
+from ._telemetry import Switch
 from .events import EventBus
 from .models import Event, EventKind
 
@@ -53,6 +54,7 @@ class SessionFeed:
         bus: where events go.
         layout: to read session keys.
         origin: this instance's id, as its scripts publish it.
+        telemetry: where this instance's session changes are counted.
         on_external: called with the session key of a session deleted outside
             the library (to drop its schedule entry).
     """
@@ -64,9 +66,12 @@ class SessionFeed:
         origin: str,
         *,
         listening: bool,
+        telemetry: Switch | None = None,
         on_external: Callable[[str], None] | None = None,
     ) -> None:
         self._bus = bus
+        #: Where this instance's session changes are counted (set at open).
+        self.telemetry = telemetry or Switch()
         self._layout = layout
         self._prefix = layout.prefix.encode()
         self._origin = origin
@@ -129,6 +134,10 @@ class SessionFeed:
         self, kind: EventKind, user_id: str, session_id: str, reason: str | None = None
     ) -> None:
         """An event this instance caused (its calls, its sweeper)."""
+        telemetry = self.telemetry.active
+        if telemetry is not None:
+            # Counted where the change was made, so that N instances count it once.
+            telemetry.session_event(kind, reason)
         if not self._bus.has_listeners:
             return
         if self.listening and kind in _ENDINGS and not self._first_end(session_id):

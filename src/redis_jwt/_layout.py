@@ -22,7 +22,7 @@ import secrets
 import zlib
 from typing import TypeGuard
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InvalidUserId
 
 __all__ = ["Layout", "new_session_id"]
 
@@ -59,10 +59,20 @@ def check_user_id(user_id: object) -> str:
     """Return ``user_id`` or raise :class:`ConfigurationError` when it cannot name a user."""
     if is_user_id(user_id):
         return user_id
-    raise ConfigurationError(
+    raise InvalidUserId(
         f"user_id must be a non-empty str of at most {MAX_USER_ID_BYTES} UTF-8 bytes, "
-        f"got {type(user_id).__name__}"
+        f"got {_described(user_id)}"
     )
+
+
+def _described(user_id: object) -> str:
+    # Never the id itself: it may be personal data, or megabytes long.
+    if isinstance(user_id, str):
+        if not user_id:
+            return "an empty str"
+        size = len(user_id.encode("utf-8", "surrogatepass"))
+        return f"a str of {size} bytes" + ("" if user_id.isprintable() else " (unprintable)")
+    return type(user_id).__name__
 
 
 def escape_user_id(user_id: str) -> str:

@@ -15,6 +15,11 @@ The data connection is watched through the calls themselves: a call that
 finds Redis unreachable or too slow starts a probe; if the probe fails too,
 Redis is declared away and a background task reconnects (with backoff)
 until it answers again. No traffic is added while all is well.
+
+The logger ``redis_jwt`` follows the same pair, once per outage rather than
+once per failed request: a WARNING with ``disconnected`` and an INFO with
+``connected`` when it is back, each with ``extra={"redis_jwt_event": ...,
+"redis_url": <the address, password redacted>}``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import time
 
 from ._feed import SessionFeed
 from ._layout import Layout
+from ._redis.connect import address
 from ._redis.links import until_done
 from ._redis.listener import Listener
 from ._redis.memory import evicting_policy
@@ -35,6 +41,7 @@ from ._redis.schedule import Schedule
 from ._redis.store import AnyRedis, Store
 from ._sweeper import Sweeper, Unscheduler
 from ._tasks import Supervisor
+from ._telemetry import Switch
 from .errors import ConfigurationError, StoreError
 from .events import EventBus
 from .models import EventKind
@@ -73,6 +80,7 @@ class Lifecycle:
         deadline_seconds: how long one Redis call may take, retry included.
         listen: run the listener and the sweeper.
         kea: also listen to keyspace events.
+        telemetry: where the telemetry decided at open is found.
     """
 
     def __init__(
@@ -85,12 +93,18 @@ class Lifecycle:
         deadline_seconds: float,
         listen: bool,
         kea: bool,
+        telemetry: Switch | None = None,
     ) -> None:
         self._tasks = self.tasks = tasks
         #: This instance's id in the notices it publishes (see _feed.py).
         self.origin = secrets.token_urlsafe(9)
+        self.telemetry = telemetry or Switch()
         self.store = Store(
-            client, tasks, deadline_seconds=deadline_seconds, on_failure=self._store_failed
+            client,
+            tasks,
+            deadline_seconds=deadline_seconds,
+            on_failure=self._store_failed,
+            telemetry=self.telemetry,
         )
         self._schedule = Schedule(self.store, layout, origin=self.origin)
         self.unscheduler = Unscheduler(self._schedule, tasks)
@@ -99,10 +113,13 @@ class Lifecycle:
             layout,
             self.origin,
             listening=listen,
+            telemetry=self.telemetry,
             on_external=(lambda key: self.unscheduler.add([key])) if kea else None,
         )
         self._sweeper = Sweeper(self._schedule, self.feed, layout, tasks) if listen else None
         self._open_timeout = max(2.0, 2 * deadline_seconds)
+        #: Where Redis is, password redacted: for the log records.
+        self.address = address(client)
         self.listener: Listener | None = None
         if listen:
             self.listener = Listener(
@@ -179,6 +196,12 @@ class Lifecycle:
         if self._announced in (Announced.NOTHING, Announced.DOWN):
             was_down = self._announced is Announced.DOWN
             self._announced = Announced.RECONNECTED if was_down else Announced.CONNECTED
+            if was_down and not self._tasks.closed:
+                logger.info(
+                    "the connection to Redis at %s is back",
+                    self.address,
+                    extra={"redis_jwt_event": "connected", "redis_url": self.address},
+                )
             self._emit_kind("connected")
         if self._listener_ok and self._announced is not Announced.READY:
             self._announced = Announced.READY
@@ -189,6 +212,14 @@ class Lifecycle:
         self._announced = Announced.DOWN
         self._emit_kind("error", reason=reason, error=exc)
         if announce_down:
+            if not self._tasks.closed:
+                # Once per outage: the requests that fail meanwhile are 503s, not log lines.
+                logger.warning(
+                    "lost the connection to Redis at %s (%s); reconnecting in the background",
+                    self.address,
+                    reason,
+                    extra={"redis_jwt_event": "disconnected", "redis_url": self.address},
+                )
             self._emit_kind("disconnected", reason=reason)
 
     def _emit_kind(

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from ._layout import is_user_id
 from ._tokens import TokenCodec, dumps
-from .errors import ConfigurationError, InvalidToken
+from .errors import InvalidToken, InvalidUserId
 
 __all__ = [
     "NODE_SESSION_ID_CHARS",
@@ -67,7 +67,7 @@ def check_node_user_id(user_id: object) -> str:
     """Return ``user_id`` or raise :class:`ConfigurationError` when this layout cannot hold it."""
     if is_node_user_id(user_id):
         return str(user_id)
-    raise ConfigurationError(
+    raise InvalidUserId(
         f"layout='redis-jwt' needs user ids without ':', '*', '?', '[', ']' or '\\' "
         f"(the Node package uses them in KEYS patterns), got {user_id!r}; "
         "use layout v1 for arbitrary user ids"

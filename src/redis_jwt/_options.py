@@ -10,6 +10,7 @@ options and the settings in step.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -20,12 +21,12 @@ from ._duration import Duration, parse_duration
 from ._node_sessions import check_node_options
 from .errors import ConfigurationError
 from .keys import Key, KeyRing, as_key_ring
+from .settings import Settings
 
 if TYPE_CHECKING:
     from ._redis.store import AnyRedis
-    from .settings import Settings
 
-__all__ = ["Options", "Resolved", "options_from_settings"]
+__all__ = ["Options", "Resolved", "options_from_settings", "settings_keywords"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -64,8 +65,14 @@ class Options:
         Raises:
             ConfigurationError: saying which option is wrong and how to fix it.
         """
-        if (self.secret is None) == (self.keys is None):
-            raise ConfigurationError("pass exactly one of secret= or keys=")
+        if self.secret is None and self.keys is None:
+            raise ConfigurationError(
+                "no signing key: pass exactly one of secret= (at least 32 random bytes) or keys= "
+                "(a key set); "
+                "RedisJWT.from_settings reads them from REDIS_JWT_SECRET or REDIS_JWT_KEYS"
+            )
+        if self.secret is not None and self.keys is not None:
+            raise ConfigurationError("pass exactly one of secret= or keys=, not both")
         ring = (
             as_key_ring(self.keys)
             if self.keys is not None
@@ -170,9 +177,37 @@ def _grace_ms(value: object) -> int:
     return seconds * 1000
 
 
-def options_from_settings(settings: Settings, overrides: Mapping[str, Any]) -> dict[str, Any]:
+def settings_keywords(
+    settings: Settings | None,
+    key_prefix: str | None,
+    env_prefix: str | None,
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The keywords of ``RedisJWT.from_settings(...)`` (see its docstring) for the constructor."""
+    if "prefix" in overrides:
+        warnings.warn(
+            "RedisJWT.from_settings(prefix=...) sets the Redis key prefix; pass "
+            "key_prefix= instead (or env_prefix= for the variables' prefix)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        former = overrides.pop("prefix")
+        key_prefix = former if key_prefix is None else key_prefix
+    if env_prefix is not None:
+        if settings is not None:
+            raise ConfigurationError("pass settings or env_prefix=, not both")
+        settings = Settings(_env_prefix=env_prefix)  # type: ignore[call-arg]
+    if key_prefix is not None:
+        overrides["prefix"] = key_prefix
+    variables = env_prefix or "REDIS_JWT_"
+    return options_from_settings(settings or Settings(), overrides, variables)
+
+
+def options_from_settings(
+    settings: Settings, overrides: Mapping[str, Any], variables: str = "REDIS_JWT_"
+) -> dict[str, Any]:
     """The keywords of ``RedisJWT(...)`` from ``settings`` (fields of the same names) and
-    ``overrides`` (which win)."""
+    ``overrides`` (which win); ``variables`` is the prefix the messages name."""
     names = {f.name for f in fields(Options)}
     values: dict[str, Any] = {}
     for name in type(settings).model_fields:
@@ -189,4 +224,10 @@ def options_from_settings(settings: Settings, overrides: Mapping[str, Any]) -> d
         values.pop("redis_url", None)
     if values.get("keys") is not None:
         values.pop("secret", None)
+    if values.get("secret") is None and values.get("keys") is None:
+        raise ConfigurationError(
+            f"no signing key: set {variables}SECRET (an HMAC secret of at least 32 random "
+            f"bytes) or {variables}KEYS (a JWK Set, as JSON or a file path), "
+            "or pass secret= or keys= to from_settings"
+        )
     return values

@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 
 from ._feed import SessionFeed
 from ._layout import SCHEDULE_BUCKETS, Layout
@@ -83,12 +84,12 @@ class Sweeper:
             claimed = await self._schedule.claim(_BUCKETS, CLAIM_LIMIT, LEASE_MS)
             if not claimed:
                 break
-            reported += await self._settle(claimed)
+            reported += await self._settle(claimed, time.monotonic())
             if all(len(keys) < CLAIM_LIMIT for keys in claimed.values()):
                 break
         return reported
 
-    async def _settle(self, claimed: dict[int, list[str]]) -> int:
+    async def _settle(self, claimed: dict[int, list[str]], claimed_at: float) -> int:
         looked: list[tuple[int, str, str, str]] = []
         settle: dict[int, list[SettleRow]] = {}
         for bucket, keys in claimed.items():
@@ -104,10 +105,16 @@ class Sweeper:
                 row = SettleRow(key, user_id, session_id, seen.left_ms)
                 settle.setdefault(bucket, []).append(row)
         reported = await self._schedule.settle(settle, EXPIRY_LOG_MS) if settle else []
+        telemetry = self._feed.telemetry.active
+        overdue_ms = self._schedule.overdue_ms
         for key in reported:
             parsed = self._layout.parse_session_key(key)
             if parsed is not None:
                 self._feed.local("expired", *parsed)
+                if telemetry is not None and key in overdue_ms:
+                    # Due (ended) before the claim, on Redis's clock; then our own time since.
+                    lag = overdue_ms[key] / 1000 + (time.monotonic() - claimed_at)
+                    telemetry.events_lag.record(lag)
         return len(reported)
 
     async def replay(self, since_ms: int) -> int:

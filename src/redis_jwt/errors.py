@@ -15,6 +15,7 @@ answers, one to programmer misuse::
     │   └── StoreTimeout           Redis did not answer within the configured timeout
     ├── CSRFError                  403: a cookie-authenticated unsafe request without its CSRF token
     └── ConfigurationError         misuse at start-up or in a call (weak secret, bad ttl, ...)
+        └── InvalidUserId          400 in the web adapters: an empty or too long user id
 
 Redis client errors are translated into :class:`StoreError` at one boundary
 (the store module) and chained (``raise ... from exc``), so the original error
@@ -28,6 +29,7 @@ __all__ = [
     "CSRFError",
     "ConfigurationError",
     "InvalidToken",
+    "InvalidUserId",
     "MissingToken",
     "RedisJWTError",
     "RefreshTokenReused",
@@ -98,3 +100,14 @@ class CSRFError(RedisJWTError):
 
 class ConfigurationError(RedisJWTError, ValueError):
     """The library was configured or called wrongly; the message says how to fix it."""
+
+
+class InvalidUserId(ConfigurationError):
+    """A user id that cannot name a user (empty, not a str, over 512 bytes).
+
+    Still a :class:`ConfigurationError` (code that passes one is wrong), but
+    the id often comes from a request (a login form), so the web adapters'
+    error handlers answer it with a 400 instead of letting it become a 500.
+    """
+
+    status_code = 400

@@ -42,6 +42,17 @@ def _check_kind(kind: object, *, wildcard: bool = True) -> None:
     )
 
 
+def _handler_failed(handler: Handler, event: Event) -> None:
+    """Log a handler's exception (ERROR, with its traceback); authentication goes on."""
+    name = getattr(handler, "__qualname__", None) or repr(handler)
+    logger.exception(
+        "event handler %s failed on a %s event",
+        name,
+        event.kind,
+        extra={"redis_jwt_event": "handler_failed", "handler": name, "event_kind": event.kind},
+    )
+
+
 class Subscription:
     """An ``async for`` stream of events, fed through a bounded queue.
 
@@ -183,7 +194,7 @@ class EventBus:
                 try:
                     result = handler(event)
                 except Exception:
-                    logger.exception("event handler %r failed on %s", handler, event.kind)
+                    _handler_failed(handler, event)
                     continue
                 if inspect.isawaitable(result):
                     self._tasks.spawn(self._guard(handler, event, result))
@@ -195,7 +206,7 @@ class EventBus:
         try:
             await result
         except Exception:
-            logger.exception("event handler %r failed on %s", handler, event.kind)
+            _handler_failed(handler, event)
 
     async def aclose(self, *, grace_seconds: float = 1.0) -> None:
         """End every subscription and give running async handlers a bounded time to finish."""

@@ -43,7 +43,7 @@ from ._sessions_router import (
     sessions_router,
 )
 from ._web import answer_for
-from .errors import AuthenticationError, CSRFError, StoreError
+from .errors import AuthenticationError, CSRFError, InvalidUserId, StoreError
 from .starlette import client_info
 
 __all__ = [
@@ -63,6 +63,11 @@ __all__ = [
 ]
 
 
+async def _bad_user_id(request: Request, exc: Exception) -> Response:
+    # A fixed phrase: the id came from the client and is not echoed back.
+    return JSONResponse({"detail": "invalid user id"}, 400)
+
+
 async def _handle(request: Request, exc: Exception) -> Response:
     # Registered for these three classes only.
     answer = answer_for(cast(Failure, exc))
@@ -75,10 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
     :class:`~redis_jwt.errors.AuthenticationError` becomes a 401 with
     ``WWW-Authenticate``, :class:`~redis_jwt.errors.StoreError` a 503 with
     ``Retry-After``, :class:`~redis_jwt.errors.CSRFError` a 403, exactly as the
-    dependencies and the middleware answer.
-    Other errors (:class:`~redis_jwt.errors.ConfigurationError` included) are
-    bugs and still propagate.
+    dependencies and the middleware answer. :class:`~redis_jwt.errors.InvalidUserId`
+    (``sign("")`` with an empty name from a login form) is a 400
+    ``{"detail": "invalid user id"}``.
+    Other errors (any other :class:`~redis_jwt.errors.ConfigurationError`
+    included) are bugs and still propagate.
     """
+    app.add_exception_handler(InvalidUserId, _bad_user_id)
     app.add_exception_handler(AuthenticationError, _handle)
     app.add_exception_handler(StoreError, _handle)
     app.add_exception_handler(CSRFError, _handle)

@@ -62,6 +62,8 @@ __all__ = [
 
 #: Longest ``User-Agent`` kept by :func:`client_info` (real ones are far shorter).
 USER_AGENT_MAX_CHARS = 512
+#: The request-state key naming the RedisJWT that verified ``request.state.user``.
+VERIFIED_BY = "redis_jwt_verified_by"
 #: Longest client address kept (an IPv6 address with a zone fits; a unix socket path may not).
 IP_MAX_CHARS = 64
 
@@ -172,11 +174,14 @@ def client_info(connection: HTTPConnection) -> ClientInfo:
     )
 
 
-def _with_user(scope: Scope, user: Session | None) -> None:
+def _with_user(scope: Scope, user: Session | None, verified_by: RedisJWT | None = None) -> None:
     # A copy, not an update: a server that shared one state dict between
     # requests must never see one request's user in another.
     state = scope.get("state")
     scope["state"] = {**state, "user": user} if state else {"user": user}
+    if verified_by is not None:
+        # The FastAPI dependencies of the same RedisJWT reuse this verify (VERIFIED_BY).
+        scope["state"][VERIFIED_BY] = verified_by
 
 
 class RedisJWTMiddleware:
@@ -290,7 +295,7 @@ class RedisJWTMiddleware:
             except (AuthenticationError, StoreError) as exc:
                 failure = exc
             else:
-                _with_user(scope, session)
+                _with_user(scope, session, self._auth)
                 await self._app(scope, receive, send)
                 return
         elif token is None and self._optional:

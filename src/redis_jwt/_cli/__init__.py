@@ -133,9 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # usage errors and --help: argparse has printed them
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     options = Options(url=args.url, prefix=args.prefix, json=bool(args.json))
-    if args.command == "demo":
-        return run_demo(args.host, args.port)
+    # Every command, the demo included, says what goes wrong with Redis itself.
     with _library_logs_quiet():
+        if args.command == "demo":
+            return run_demo(args.host, args.port)
         return _dispatch(args, options)
 
 

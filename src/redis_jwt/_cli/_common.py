@@ -100,7 +100,7 @@ def build_auth(settings: Settings, options: Options, **overrides: Any) -> RedisJ
         "wait_replicas": 0,
     }
     if options.prefix is not None:
-        options_in_effect["prefix"] = options.prefix
+        options_in_effect["key_prefix"] = options.prefix
     if settings.secret is None and settings.keys is None:
         options_in_effect["secret"] = secrets.token_urlsafe(48)
     options_in_effect.update(overrides)
@@ -118,7 +118,7 @@ def namespace_of(auth: RedisJWT) -> tuple[str, str]:
 async def require_redis(auth: RedisJWT, url: str) -> None:
     """Fail with exit code 2 and one line when Redis does not answer."""
     try:
-        await auth.ping()
+        await auth.info("server")  # not ping(): it answers False, without the reason
     except (StoreError, rex.RedisClusterException) as exc:
         raise CommandError(
             f"cannot connect to Redis at {redacted(url)}: {_reason(exc)}", EXIT_UNREACHABLE

@@ -42,7 +42,7 @@ async def _reachable(url: str) -> str | None:
     """None when Redis answers, else why not (one line)."""
     async with _probe_auth(url) as auth:
         try:
-            await auth.ping()
+            await auth.info("server")  # not ping(): it answers False, without the reason
         except StoreError as exc:
             return str(exc).splitlines()[0].removeprefix("Redis is unavailable: ")
     return None
@@ -64,7 +64,7 @@ class _Watcher(threading.Thread):
         async with _probe_auth(self.url) as auth:
             while not self.stopped.is_set():
                 try:
-                    up = bool(await auth.ping())
+                    up = bool(await auth.info("server"))
                     reason = ""
                 except StoreError as exc:
                     up, reason = False, str(exc).splitlines()[0]

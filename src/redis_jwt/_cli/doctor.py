@@ -89,7 +89,7 @@ async def diagnose(options: Options) -> tuple[str, list[Check]]:
     auth = build_auth(settings, options)
     async with auth:
         try:
-            await auth.ping()
+            await auth.info("server")  # not ping(): it answers False, without the reason
         except (StoreError, rex.RedisClusterException) as exc:
             reason = str(exc).splitlines()[0].removeprefix("Redis is unavailable: ")
             raise _UnreachableError(url, reason) from None

@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from ..errors import ConfigurationError
 from .store import AnyRedis
 
-__all__ = ["client_from_url"]
+__all__ = ["address", "client_from_url"]
 
 _PLAIN = ("redis://", "rediss://", "unix://")
 _SENTINEL = ("redis+sentinel://", "rediss+sentinel://")
@@ -133,3 +133,35 @@ def _sentinel_client(url: str, common: dict[str, Any]) -> Redis:
     )
     client: Redis = sentinel.master_for(service)
     return client
+
+
+def address(client: AnyRedis) -> str:
+    """Where ``client`` connects, as a URL whose password is ``***`` (for logs and errors)."""
+    kwargs: dict[str, Any]
+    if isinstance(client, RedisCluster):
+        kwargs = dict(getattr(client, "connection_kwargs", {}))
+        nodes = client.get_nodes() or list(client.nodes_manager.startup_nodes.values())
+        where = ",".join(f"{node.host}:{node.port}" for node in nodes)
+        scheme = "rediss+cluster" if kwargs.get("ssl") else "redis+cluster"
+        path = ""
+    else:
+        pool = client.connection_pool
+        kwargs = dict(pool.connection_kwargs)
+        service = getattr(pool, "service_name", None)
+        secure = "SSL" in pool.connection_class.__name__
+        if service is not None:
+            sentinels = getattr(getattr(pool, "sentinel_manager", None), "sentinels", [])
+            where = ",".join(
+                "{host}:{port}".format(**sentinel.connection_pool.connection_kwargs)
+                for sentinel in sentinels
+            )
+            scheme, path = "redis+sentinel", f"/{service}"
+        elif kwargs.get("path"):
+            scheme, where, path = "unix", "", str(kwargs["path"])
+        else:
+            scheme = "rediss" if secure else "redis"
+            where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+            path = f"/{kwargs.get('db', 0)}"
+    user = kwargs.get("username") or ""
+    credentials = f"{user}:***@" if kwargs.get("password") else (f"{user}@" if user else "")
+    return f"{scheme}://{credentials}{where}{path}"

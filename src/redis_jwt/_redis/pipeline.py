@@ -47,6 +47,7 @@ from redis.asyncio import Redis
 
 from .._compat import checkout, untimed_reads
 from .._tasks import Supervisor
+from .._telemetry import Switch
 from ..errors import StoreUnavailable
 from .scripts import Command, with_fallback
 
@@ -85,9 +86,10 @@ class AutoPipeline:
         run: awaits a Redis call within the store's deadline and translates
             its failures (``Store.run``); applied once per batch.
         translate: the store's translation of one error reply.
+        telemetry: when on, each batch is a ``redis_jwt.redis`` client span.
     """
 
-    __slots__ = ("_client", "_pending", "_run", "_tasks", "_translate")
+    __slots__ = ("_client", "_pending", "_run", "_tasks", "_telemetry", "_translate")
 
     def __init__(
         self,
@@ -95,8 +97,10 @@ class AutoPipeline:
         tasks: Supervisor,
         run: Callable[[Awaitable[Any]], Awaitable[Any]],
         translate: Callable[[BaseException], BaseException],
+        telemetry: Switch | None = None,
     ) -> None:
         self._client = client
+        self._telemetry = telemetry or Switch()
         self._tasks = tasks
         self._run = run
         self._translate = translate
@@ -121,13 +125,22 @@ class AutoPipeline:
         pending.append(entry)
         if len(pending) == 1:
             # The task's first step runs after every callback already due in
-            # this pass: whatever they submit joins the batch.
+            # this pass: whatever they submit joins the batch. It is created
+            # here, in the first caller's task, so it runs in a copy of that
+            # caller's context (contextvars): tracing hooks that look for the
+            # current span (ours below, an instrumented connection class) see
+            # the caller's span as the parent of the round trip.
             self._tasks.spawn(self._flush())
 
     async def _flush(self) -> None:
         batch, self._pending = self._pending, []
         try:
-            replies = await self._run(self._execute(batch))
+            telemetry = self._telemetry.active
+            if telemetry is None:
+                replies = await self._run(self._execute(batch))
+            else:
+                with telemetry.redis_span(batch[0][0], len(batch)):
+                    replies = await self._run(self._execute(batch))
         except Exception as exc:
             # The connection, the deadline or a bug: every caller gets it.
             self._fail(batch, exc)

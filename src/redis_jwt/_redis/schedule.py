@@ -53,10 +53,12 @@ class Schedule:
         origin: this instance's id in the notices ``settle.lua`` publishes.
     """
 
-    __slots__ = ("_layout", "_origin", "_store")
+    __slots__ = ("_layout", "_origin", "_store", "overdue_ms")
 
     def __init__(self, store: Store, layout: Layout, *, origin: str) -> None:
         self._store = store
+        #: For the entries of the last claim: how long ago each came due (ms).
+        self.overdue_ms: dict[str, int] = {}
         self._layout = layout
         self._origin = origin
 
@@ -81,20 +83,27 @@ class Schedule:
         """Lease up to ``limit`` due entries of each bucket; return them by bucket.
 
         A bucket whose node failed is skipped (its entries stay due); when
-        every bucket failed, the error is raised.
+        every bucket failed, the error is raised. How long ago each entry came
+        due is kept in :attr:`overdue_ms` (key -> ms, Redis's clock on both
+        sides), for the ``redis_jwt.events.lag`` metric.
         """
         calls: list[Call] = [
             ("claim", (self._layout.schedule_key(b),), (limit, lease_ms)) for b in buckets
         ]
         replies = await self._store.run(self._store.batch(calls))
+        self.overdue_ms = {}
         claimed: dict[int, list[str]] = {}
         failed: Exception | None = None
         for bucket, reply in zip(buckets, replies, strict=True):
             if isinstance(reply, Exception):
                 failed = reply
                 logger.debug("claiming schedule bucket %d failed: %s", bucket, reply)
-            elif reply:
-                claimed[bucket] = [text(v) for v in reply]
+            elif len(reply) > 1:
+                now_ms = int(reply[0])
+                keys = [text(v) for v in reply[1::2]]
+                claimed[bucket] = keys
+                for key, due in zip(keys, reply[2::2], strict=True):
+                    self.overdue_ms[key] = max(0, now_ms - int(float(due)))
         if failed is not None and not claimed and all(isinstance(r, Exception) for r in replies):
             error = self._store.translate(failed)
             if error is failed:

@@ -21,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from .._compat import close_sentinels
 from .._compat_cluster import call_in_slot, gather_in_slots, send_on_node
 from .._tasks import Supervisor
+from .._telemetry import Switch
 from ..errors import StoreError, StoreUnavailable
 from .errors import translate
 from .pipeline import AutoPipeline, usable_with
@@ -63,9 +64,11 @@ class Store:
         tasks: the owner of the auto-pipeline's tasks.
         deadline_seconds: how long one call may take, retry included.
         on_failure: told (and must not raise) when Redis is unreachable or too slow.
+        telemetry: where failures are counted (``redis_jwt.store.errors``) once
+            telemetry is on.
     """
 
-    __slots__ = ("_deadline", "_on_failure", "_pipe", "client", "command")
+    __slots__ = ("_deadline", "_on_failure", "_pipe", "_telemetry", "client", "command")
 
     def __init__(
         self,
@@ -74,14 +77,18 @@ class Store:
         *,
         deadline_seconds: float,
         on_failure: Callable[[StoreError], None],
+        telemetry: Switch | None = None,
     ) -> None:
         self.client = client
+        self._telemetry = telemetry or Switch()
         self._deadline = deadline_seconds
         self._on_failure = on_failure
         # Commands of one event-loop pass share a pipeline (see pipeline.py); a
         # cluster client gets direct calls instead (a pipeline would span nodes).
         self._pipe = (
-            AutoPipeline(client, tasks, self.run, self.translate) if usable_with(client) else None
+            AutoPipeline(client, tasks, self.run, self.translate, self._telemetry)
+            if usable_with(client)
+            else None
         )
         #: Send one command (through the auto-pipeline when there is one); see :meth:`_command`.
         self.command: Callable[[Command], Awaitable[Any]] = (
@@ -128,8 +135,12 @@ class Store:
         error = translate(exc, deadline_seconds=self._deadline)
         if error is None:
             return exc
-        if error is not exc and type(error) is not StoreError:
-            self._on_failure(error)
+        if error is not exc:
+            telemetry = self._telemetry.active
+            if telemetry is not None:
+                telemetry.store_error(error)
+            if type(error) is not StoreError:
+                self._on_failure(error)
         return error
 
     def fail(self, message: str) -> StoreError:
