@@ -147,7 +147,8 @@ async def test_auto_pipelined_commands_are_inside_the_callers_span(
     assert round_trips[0].parent.span_id == verifies[0].context.span_id
     assert round_trips[0].kind is trace.SpanKind.CLIENT
     assert round_trips[0].attributes is not None
-    assert round_trips[0].attributes["db.operation.name"] == "PTTL"
+    # verify is one EVALSHA of alive.lua (the session key and its index entry).
+    assert round_trips[0].attributes["db.operation.name"] == "EVALSHA"
     batch = round_trips[-1]
     assert batch.attributes is not None
     assert batch.attributes["db.operation.batch.size"] == 3
@@ -248,3 +249,27 @@ async def test_store_errors_are_counted(otel: Telemetry, own_server: RedisServer
     counted = delta(otel.points("redis_jwt.store.errors"), before)
     assert sum(counted.values()) >= 2
     assert {key for attributes in counted for key, _value in attributes} == {"error.type"}
+
+
+async def test_a_pair_and_its_refresh_are_spans_of_one_hashed_session(
+    otel: Telemetry, redis_url: str
+) -> None:
+    async with RedisJWT(secret=SECRET, redis_url=redis_url) as auth:
+        with otel.recording():
+            pair = await auth.sign_pair(USER)
+            session = await auth.verify(pair.access_token)
+            second = await auth.refresh(pair.refresh_token)
+        spans = otel.spans()
+    names = [span.name for span in spans if span.name != "redis_jwt.redis"]
+    assert names.count("redis_jwt.sign") == 1
+    assert names.count("redis_jwt.refresh") == 1
+    hashed = {
+        (span.attributes or {}).get("redis_jwt.session_id")
+        for span in spans
+        if span.name in {"redis_jwt.sign", "redis_jwt.verify", "redis_jwt.refresh"}
+    }
+    assert len(hashed) == 1
+    assert session.session_id not in {str(value) for value in hashed}
+    for text in _attribute_values(spans):
+        for secret in (pair.refresh_token, second.refresh_token, USER, session.session_id):
+            assert secret not in text

@@ -360,7 +360,7 @@ class RedisJWT:
             check_data(data_token, "data_token"),
             check_data(data_session, "data_session"),
         )
-        return await backend.sign_pair(new)
+        return await self._otel.run("redis_jwt.sign", backend.sign_pair(new), _session_id_of_pair)
 
     async def refresh(
         self, refresh_token: str, *, data_token: Mapping[str, Any] | None = None
@@ -380,7 +380,8 @@ class RedisJWT:
             StoreError: Redis failed; the refresh token was not spent.
         """
         self._check_open()
-        return await self._backend.refresh(refresh_token, check_data(data_token, "data_token"))
+        call = self._backend.refresh(refresh_token, check_data(data_token, "data_token"))
+        return await self._otel.run("redis_jwt.refresh", call, _session_id_of_pair)
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check ``token`` and that its session is alive: one Redis round trip.
@@ -469,3 +470,7 @@ class RedisJWT:
         """Return Redis ``INFO`` (optionally one section) as a dict."""
         self._check_open()
         return await self._life.store.info(section)
+
+
+def _session_id_of_pair(pair: TokenPair) -> str | None:
+    return session_id_of_token(pair.access_token)
