@@ -153,12 +153,17 @@ def test_stats_reads_a_replica_when_there_is_one(
         env = {"REDIS_JWT_REDIS_URL": redis_url}
         seen: list[dict[str, object]] = []
 
-        def counted() -> bool | None:
-            seen.append(cli(capsys, monkeypatch, "--json", "stats", env=env).json())
-            return True if seen[-1]["sessions"] == 2 else None
+        from_replica = [f"127.0.0.1:{replica.port} (replica)"]
 
-        wait_until(counted, timeout_seconds=20, what="the replica to have both sessions")
-        assert seen[-1]["sources"] == [f"127.0.0.1:{replica.port} (replica)"]
+        def counted() -> bool | None:
+            # A replica that does not answer in time (a busy machine) is skipped
+            # for the primary, rightly: wait for a count the replica gave.
+            seen.append(cli(capsys, monkeypatch, "--json", "stats", env=env).json())
+            answer = seen[-1]
+            return True if answer["sources"] == from_replica and answer["sessions"] == 2 else None
+
+        wait_until(counted, timeout_seconds=30, what="both sessions counted on the replica")
+        assert seen[-1]["sources"] == from_replica
 
 
 def test_usage_errors_print_usage_and_one_error_line(capsys: Capsys, monkeypatch: Patch) -> None:
