@@ -159,3 +159,13 @@ def test_the_activity_clock_forgets_old_entries_when_full() -> None:
     assert zero.due("b")
     assert zero.due("c")
     assert len(zero) <= 2
+
+
+async def test_a_pair_keeps_its_device_through_refreshes(auth: RedisJWT) -> None:
+    pair = await auth.sign_pair("gus", client=PHONE)
+    pair = await auth.refresh(pair.refresh_token)
+    [info] = await auth.sessions("gus")
+    assert (info.ip, info.user_agent) == ("2001:db8::7", "Mozilla/5.0 (Phone)")
+    with pytest.raises(errors.ConfigurationError, match="ClientInfo"):
+        await auth.sign_pair("gus", client="phone")  # type: ignore[arg-type]
+    assert await auth.count("gus") == 1
