@@ -149,6 +149,19 @@ class Bench:
         self.auth_sliding = RedisJWT(
             secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS, sliding=True
         )
+        # Activity tracking at the default resolution (a write per session per
+        # minute: almost none in a round) and at one second (a write per session
+        # per second: 1000 sessions, so about one verify in twenty at c=64).
+        self.auth_activity = RedisJWT(
+            secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS, track_activity=True
+        )
+        self.auth_activity_1s = RedisJWT(
+            secret=SECRET,
+            redis_url=redis_url,
+            ttl=LIFETIME_SECONDS,
+            track_activity=True,
+            activity_resolution=1,
+        )
         self.auth_cached: RedisJWT | None = None
         if accepts_local_cache():
             options: dict[str, Any] = {"local_cache": True}
@@ -185,6 +198,8 @@ class Bench:
             await self.auth.open()
         await self.auth_otel.open()
         await self.auth_sliding.open()
+        await self.auth_activity.open()
+        await self.auth_activity_1s.open()
         if self.auth_cached is not None:
             await self.auth_cached.open()
         auth = self.auth
@@ -221,7 +236,14 @@ class Bench:
 
     async def aclose(self) -> None:
         """Close every client (each was built here)."""
-        for auth in (self.auth, self.auth_otel, self.auth_sliding, self.auth_cached):
+        for auth in (
+            self.auth,
+            self.auth_otel,
+            self.auth_sliding,
+            self.auth_activity,
+            self.auth_activity_1s,
+            self.auth_cached,
+        ):
             if auth is not None:
                 await auth.aclose()
         for client in (self.floor_redis, self.fu_redis, self.ss_redis):
@@ -265,6 +287,14 @@ class Bench:
 
         async def verify_sliding(i: int) -> object:
             return await sliding.verify(tokens[i % POOL])
+
+        activity, activity_1s = self.auth_activity, self.auth_activity_1s
+
+        async def verify_activity(i: int) -> object:
+            return await activity.verify(tokens[i % POOL])
+
+        async def verify_activity_1s(i: int) -> object:
+            return await activity_1s.verify(tokens[i % POOL])
 
         async def verify_with_session(i: int) -> object:
             return await auth.verify(tokens[i % POOL], with_session=True)
@@ -321,6 +351,14 @@ class Bench:
             Case("verify_access", "redis-jwt verify access token", "read", verify_access),
             Case("verify_otel", "verify with the OTel API installed, no SDK", "read", verify_otel),
             Case("verify_sliding", "redis-jwt verify sliding=True", "read", verify_sliding),
+            Case(
+                "verify_activity", "redis-jwt verify track_activity=True", "read",
+                verify_activity,
+            ),
+            Case(
+                "verify_activity_1s", "redis-jwt verify track_activity=True 1 s", "read",
+                verify_activity_1s,
+            ),
             Case(
                 "verify_with_session", "redis-jwt verify with_session=True", "read",
                 verify_with_session,

@@ -162,6 +162,11 @@ def targets(
             1.0,
             _ratio(_median(micro, "sign", 64), _median(micro, "fu_write", 64)),
         ),
+        Target(
+            "verify track_activity=True c=64 >= 0.9x verify c=64",
+            0.9,
+            _ratio(_median(micro, "verify_activity", 64), _median(micro, "verify", 64)),
+        ),
     ]
     skipped = http.skipped if http is not None else {}
     out.append(

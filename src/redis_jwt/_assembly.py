@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._activity import ActivityClock
 from ._backend import SessionBackend
 from ._layout import Layout
 from ._lifecycle import Lifecycle
@@ -59,5 +60,9 @@ def build_backend(
         wait_replicas=options.wait_replicas,
         wait_timeout_ms=resolved.wait_timeout_ms,
         pairs=PairIssuer(codec, resolved.pairs),
+        activity=ActivityClock(resolved.activity_resolution_seconds)
+        if options.track_activity
+        else None,
+        spawn=life.tasks.spawn,
     )
     return v1, cache

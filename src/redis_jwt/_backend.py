@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from ._duration import Duration, parse_duration
 from .errors import ConfigurationError, StoreError
-from .models import Session, SessionInfo, TokenPair
+from .models import ClientInfo, Session, SessionInfo, TokenPair
 
 __all__ = [
     "Emit",
@@ -29,6 +29,7 @@ __all__ = [
     "PairRules",
     "SessionBackend",
     "SessionRules",
+    "check_client",
     "check_data",
     "load_data",
     "utc",
@@ -50,6 +51,16 @@ def check_data(value: object, name: str) -> dict[str, Any] | None:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{name} must be a dict (JSON object), not {type(value).__name__}")
     return dict(value)
+
+
+def check_client(value: object) -> ClientInfo | None:
+    """``value`` if it is a ``ClientInfo`` or None; anything else is the programmer's mistake."""
+    if value is None or isinstance(value, ClientInfo):
+        return value
+    raise ConfigurationError(
+        f"client must be a redis_jwt.ClientInfo (e.g. client_info(request)), "
+        f"not {type(value).__name__}"
+    )
 
 
 def load_data(data_json: str | None) -> dict[str, Any]:
@@ -126,8 +137,8 @@ class PairRules:
 class NewSession:
     """What one ``sign`` asks for, checked by the facade.
 
-    The device of a session (``ClientInfo``) and a pair's access ttl join
-    here as fields when ``sign_pair`` arrives: one value, every layout.
+    A pair's access ttl joins here as a field when ``sign_pair`` arrives:
+    one value, every layout.
     """
 
     user_id: str
@@ -136,6 +147,8 @@ class NewSession:
     data_token: dict[str, Any] | None
     #: Private data, kept only in Redis.
     data_session: dict[str, Any] | None
+    #: The device signing in (address, user agent), kept with the session.
+    client: ClientInfo | None = None
 
 
 class SessionBackend(Protocol):
@@ -178,8 +191,16 @@ class SessionBackend(Protocol):
         """End one session by id."""
         ...
 
-    async def destroy_all(self, user_id: str) -> int:
-        """End every session of a user; return how many."""
+    async def destroy_all(self, user_id: str, keep: str | None = None) -> int:
+        """End every session of a user but ``keep`` (a session id); return how many."""
+        ...
+
+    async def rotate(self, token: str) -> str:
+        """Give the token's live session a new id; return its token (the old one ends)."""
+        ...
+
+    async def update(self, token: str, data_session: dict[str, Any] | None) -> Session:
+        """Replace the private data of the token's live session."""
         ...
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:

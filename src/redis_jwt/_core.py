@@ -15,19 +15,20 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from ._assembly import build_backend
-from ._backend import NewSession, SessionBackend, check_data
+from ._backend import NewSession, SessionBackend, check_client, check_data
 from ._duration import Duration
 from ._layout import Layout
 from ._lifecycle import Lifecycle
 from ._options import Options, settings_keywords
 from ._redis.connect import client_from_url
 from ._redis.store import AnyRedis
+from ._session_ops import SessionOps
 from ._tasks import Supervisor
 from ._telemetry import Switch, session_id_of_session, session_id_of_token
 from .errors import ConfigurationError, StoreError
 from .events import EventBus
 from .keys import Key, KeyRing
-from .models import ClientInfo, Session, SessionInfo, TokenPair
+from .models import ClientInfo, Session, SessionInfo
 from .settings import Settings
 
 __all__ = ["RedisJWT"]
@@ -41,7 +42,7 @@ class State(enum.Enum):
     CLOSED = "closed"
 
 
-class RedisJWT:
+class RedisJWT(SessionOps):
     """Login sessions as JWTs backed by Redis, shared by every app instance.
 
     The constructor does no I/O. Open with ``async with auth:`` (or
@@ -92,6 +93,11 @@ class RedisJWT:
         refresh_grace: how long a spent refresh token presented again still
             continues its chain (two tabs refreshing at once); after it, the
             session is ended as stolen. ``0`` for no grace.
+        track_activity: keep each session's last-seen time (``SessionInfo.last_seen_at``)
+            up to date, at no extra round trip on the verify path (layout v1).
+        activity_resolution: how stale that time may be (default one minute; a
+            duration, or seconds as a number): each process writes it at most
+            once per session per resolution.
 
     Raises:
         ConfigurationError: for a weak secret, a bad duration or conflicting options.
@@ -125,6 +131,8 @@ class RedisJWT:
         wait_timeout_seconds: float = 0.1,
         access_ttl: Duration = "15 minutes",
         refresh_grace: Duration | float = "10 seconds",
+        track_activity: bool = False,
+        activity_resolution: Duration | float = "60 seconds",
     ) -> None:
         resolved = Options(
             secret=secret,
@@ -152,6 +160,8 @@ class RedisJWT:
             wait_timeout_seconds=wait_timeout_seconds,
             access_ttl=access_ttl,
             refresh_grace=refresh_grace,
+            track_activity=track_activity,
+            activity_resolution=activity_resolution,
         ).check()
         options = resolved.options
         self.sliding = bool(options.sliding)
@@ -302,6 +312,7 @@ class RedisJWT:
         ttl: Duration | None = None,
         data_token: Mapping[str, Any] | None = None,
         data_session: Mapping[str, Any] | None = None,
+        client: ClientInfo | None = None,
     ) -> str:
         """Create a session for ``user_id`` and return its token.
 
@@ -310,6 +321,8 @@ class RedisJWT:
             ttl: idle lifetime of this session (default: the constructor's).
             data_token: public data, signed into the token (claim ``dat``).
             data_session: private data, kept only in Redis.
+            client: the device signing in (``client_info(request)`` in the web
+                adapters), listed by :meth:`sessions` (layout v1).
 
         Returns:
             The JWT. The session is stored before this returns: never a token
@@ -327,61 +340,9 @@ class RedisJWT:
             self._rules.idle_seconds(ttl),
             check_data(data_token, "data_token"),
             check_data(data_session, "data_session"),
+            check_client(client),
         )
         return await self._otel.run("redis_jwt.sign", backend.sign(new), session_id_of_token)
-
-    async def sign_pair(
-        self,
-        user_id: str,
-        *,
-        ttl: Duration | None = None,
-        data_token: Mapping[str, Any] | None = None,
-        data_session: Mapping[str, Any] | None = None,
-        client: ClientInfo | None = None,
-    ) -> TokenPair:
-        """Create a session and return its :class:`~redis_jwt.TokenPair` (layout v1).
-
-        The access token is verified like any token and ends at most
-        ``access_ttl`` from now; the refresh token is spent by :meth:`refresh`.
-        Arguments as :meth:`sign`, plus ``client``, the device signing in.
-
-        Raises:
-            ConfigurationError: for a bad argument, or layout ``"redis-jwt"``; nothing is written.
-            StoreError: when Redis fails; no pair is returned.
-        """
-        self._check_open()
-        backend = self._backend
-        user_id = backend.check_user_id(user_id)
-        if client is not None and not isinstance(client, ClientInfo):
-            raise ConfigurationError(f"client must be a ClientInfo, not {type(client).__name__}")
-        new = NewSession(
-            user_id,
-            self._rules.idle_seconds(ttl),
-            check_data(data_token, "data_token"),
-            check_data(data_session, "data_session"),
-        )
-        return await self._otel.run("redis_jwt.sign", backend.sign_pair(new), _session_id_of_pair)
-
-    async def refresh(
-        self, refresh_token: str, *, data_token: Mapping[str, Any] | None = None
-    ) -> TokenPair:
-        """Spend ``refresh_token`` for the next pair of its session (one atomic script).
-
-        Same session id and private data; the idle ttl is reset; ``data_token``
-        replaces the public data. A spent token presented again within
-        ``refresh_grace`` continues the same chain; later, the session is ended
-        (``destroyed``, reason ``refresh_reuse``).
-
-        Raises:
-            RefreshTokenReused: a spent refresh token came back after the grace.
-            InvalidToken: not a refresh token of ours (an access token included).
-            SessionNotFound: the session has ended.
-            ConfigurationError: for bad ``data_token``, or layout ``"redis-jwt"``.
-            StoreError: Redis failed; the refresh token was not spent.
-        """
-        self._check_open()
-        call = self._backend.refresh(refresh_token, check_data(data_token, "data_token"))
-        return await self._otel.run("redis_jwt.refresh", call, _session_id_of_pair)
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:
         """Check ``token`` and that its session is alive: one Redis round trip.
@@ -440,11 +401,18 @@ class RedisJWT:
         backend = self._backend
         return await backend.revoke(backend.check_user_id(user_id), session_id)
 
-    async def destroy_all(self, user_id: str) -> int:
-        """Log ``user_id`` out everywhere; return how many sessions ended."""
+    async def destroy_all(self, user_id: str, *, keep: str | None = None) -> int:
+        """Log ``user_id`` out everywhere, or everywhere but one session; return how many ended.
+
+        Args:
+            user_id: the user.
+            keep: a session id to spare ("sign out the other devices": pass the
+                current session's id). One atomic script: a session signed
+                concurrently is either ended or left alive, never half-way.
+        """
         self._check_open()
         backend = self._backend
-        return await backend.destroy_all(backend.check_user_id(user_id))
+        return await backend.destroy_all(backend.check_user_id(user_id), keep)
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:
         """List the live sessions of ``user_id``, newest first (exact, no keyspace scan)."""
@@ -470,7 +438,3 @@ class RedisJWT:
         """Return Redis ``INFO`` (optionally one section) as a dict."""
         self._check_open()
         return await self._life.store.info(section)
-
-
-def _session_id_of_pair(pair: TokenPair) -> str | None:
-    return session_id_of_token(pair.access_token)

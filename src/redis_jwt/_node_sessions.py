@@ -123,6 +123,11 @@ class NodeSessions:
 
     async def sign(self, new: NewSession) -> str:
         """Create a session as the Node package does, after ending the user's others if single."""
+        if new.client is not None:
+            raise ConfigurationError(
+                "client= (device info) needs layout v1: the Node layout's value has no place "
+                "for it (see docs/node-interop.md)"
+            )
         user_id = new.user_id
         key = node_key(user_id, new_node_session_id())
         try:
@@ -240,13 +245,32 @@ class NodeSessions:
             self._emit("destroyed", user_id, session_id, reason="revoke")
         return ended
 
-    async def destroy_all(self, user_id: str) -> int:
+    async def destroy_all(self, user_id: str, keep: str | None = None) -> int:
         """Delete every session of ``user_id`` (found by SCAN; see the module docs)."""
+        if keep is not None:
+            raise ConfigurationError(
+                "destroy_all(keep=...) needs layout v1: the Node layout cannot end a user's "
+                "other sessions atomically (see docs/node-interop.md)"
+            )
         keys = [row.key for row in await self._store.user_sessions(user_id)]
         await self._store.delete(keys)
         for key in keys:
             self._emit("destroyed", user_id, key.partition(":")[2], reason="destroy_all")
         return len(keys)
+
+    async def rotate(self, token: str) -> str:
+        """Not in this layout: raises ``ConfigurationError``."""
+        raise ConfigurationError(
+            "rotate() needs layout v1: the Node layout has no atomic rename of a session "
+            "(see docs/node-interop.md)"
+        )
+
+    async def update(self, token: str, data_session: dict[str, Any] | None) -> Session:
+        """Not in this layout: raises ``ConfigurationError``."""
+        raise ConfigurationError(
+            "update() needs layout v1: the Node layout has no atomic replacement of the "
+            "private data (see docs/node-interop.md)"
+        )
 
     async def sessions(self, user_id: str) -> list[SessionInfo]:
         """List the live sessions of ``user_id``, the latest-expiring first.

@@ -58,6 +58,8 @@ class Options:
     wait_timeout_seconds: float = 0.1
     access_ttl: Duration = "15 minutes"
     refresh_grace: Duration | float = "10 seconds"
+    track_activity: bool = False
+    activity_resolution: Duration | float = "60 seconds"
 
     def check(self) -> Resolved:
         """Check every option; return the values the library runs on.
@@ -132,6 +134,11 @@ class Options:
             access_seconds=parse_duration(self.access_ttl, name="access_ttl"),
             grace_ms=_grace_ms(self.refresh_grace),
         )
+        activity_resolution = _resolution_seconds(self.activity_resolution)
+        if self.track_activity and not v1:
+            raise ConfigurationError(
+                "track_activity=True needs layout v1: the Node layout has no place for it"
+            )
         return Resolved(
             options=self,
             keys=ring,
@@ -141,6 +148,7 @@ class Options:
             listening=listening,
             wait_timeout_ms=max(1, round(self.wait_timeout_seconds * 1000)),
             pairs=pairs,
+            activity_resolution_seconds=activity_resolution,
         )
 
 
@@ -159,6 +167,8 @@ class Resolved:
     wait_timeout_ms: int
     #: Lifetimes of refresh pairs.
     pairs: PairRules
+    #: How stale a last-seen time may be (``track_activity``).
+    activity_resolution_seconds: float = 60.0
 
 
 def _grace_ms(value: object) -> int:
@@ -175,6 +185,15 @@ def _grace_ms(value: object) -> int:
     if seconds > 3600:
         raise ConfigurationError(f"refresh_grace={value!r} must be at most 1 hour")
     return seconds * 1000
+
+
+def _resolution_seconds(value: object) -> float:
+    # Sub-second resolutions are allowed (tests, dashboards that want it live).
+    if isinstance(value, timedelta) and value.total_seconds() > 0:
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return float(parse_duration(value, name="activity_resolution"))
 
 
 def settings_keywords(

@@ -3,9 +3,9 @@
     app.include_router(sessions_router(auth, cookie=COOKIE), prefix="/auth")
 
 serves ``GET /sessions``, ``DELETE /sessions/{session_id}``, ``POST /logout``,
-``POST /logout-all`` and ``POST /refresh``, authenticated like
-:func:`redis_jwt.fastapi.require_session` (header or cookie, the CSRF rules on
-the unsafe routes). Logging in stays the app's: its login route checks the
+``POST /logout-others``, ``POST /logout-all`` and ``POST /refresh``,
+authenticated like :func:`redis_jwt.fastapi.require_session` (header or
+cookie, the CSRF rules on the unsafe routes). Logging in stays the app's: its login route checks the
 password and calls ``sign`` or ``sign_pair``.
 """
 
@@ -85,7 +85,7 @@ class LoggedOut(BaseModel):
 
 
 class SessionsEnded(BaseModel):
-    """The answer of ``POST /logout-all``: how many sessions were ended."""
+    """The answer of ``POST /logout-all`` and ``POST /logout-others``: how many sessions ended."""
 
     ended: int
 
@@ -140,6 +140,8 @@ def sessions_router(
     - ``POST /logout``: end the calling session and clear the cookies; a second
       logout, or one with an expired or unknown token, is not an error
       (``{"ended": false}``).
+    - ``POST /logout-others``: end every other session of the caller ("sign out the
+      other devices"), atomically; this one stays (``{"ended": n}``).
     - ``POST /logout-all``: end every session of the caller and clear the cookies.
     - ``POST /refresh``: spend a refresh token (``{"refresh_token": ...}`` in the
       JSON body, else the ``refresh_cookie``) for the next pair
@@ -245,9 +247,16 @@ def sessions_router(
         clear(response, connection)
         return SessionsEnded(ended=ended)
 
-    # POST /logout-others goes here: it needs RedisJWT.destroy_all(user_id,
-    # keep=session.session_id) (one atomic script) and answers SessionsEnded.
-    #
+    @router.post("/logout-others", summary="End all my other sessions")
+    async def logout_others(
+        connection: HTTPConnection, session: Annotated[Session, Depends(current)]
+    ) -> SessionsEnded:
+        # One atomic script: a session signed meanwhile is ended or left, never half-way.
+        ended = await _answered(
+            connection, auth.destroy_all(session.user_id, keep=session.session_id)
+        )
+        return SessionsEnded(ended=ended)
+
     @router.post(
         "/refresh",
         summary="Exchange a refresh token for the next pair",

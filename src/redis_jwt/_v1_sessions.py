@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from ._activity import ActivityClock
 from ._backend import Emit, NewSession, SessionRules, load_data, utc
 from ._fast_session import new_session
 from ._layout import check_user_id, is_session_id, new_session_id
 from ._local_cache import LocalCache
 from ._pairs import PairIssuer, data_token_json, stored_data_token
-from ._redis.replies import Liveness, RefreshRefused, TouchFlag
+from ._redis.replies import Liveness, RefreshRefused, SessionRow, TouchFlag
 from ._redis.v1_store import V1Store
 from ._tokens import TokenCodec, dumps
 from .errors import (
@@ -46,6 +48,9 @@ class V1Sessions:
         wait_replicas: replicas that must confirm an ending (0: don't wait).
         wait_timeout_ms: how long to wait for them.
         pairs: signs the tokens of refresh pairs.
+        activity: with ``track_activity``, when this process last wrote each
+            session's last-seen time; None otherwise.
+        spawn: runs a background coroutine (the last-seen write on a Cluster).
     """
 
     store: V1Store
@@ -59,6 +64,8 @@ class V1Sessions:
     wait_replicas: int
     wait_timeout_ms: int
     pairs: PairIssuer
+    activity: ActivityClock | None = None
+    spawn: Callable[[Coroutine[Any, Any, None]], object] | None = None
 
     def check_user_id(self, user_id: object) -> str:
         """Any non-empty str of at most 512 UTF-8 bytes."""
@@ -159,6 +166,7 @@ class V1Sessions:
             exp=claims["exp"],
             data=data,
             limit=self.limit,
+            **_device(new),
         )
         if signed.evicted:  # their schedule entries must not come due as expiries
             layout = self.store.layout
@@ -173,6 +181,8 @@ class V1Sessions:
         claims = self.codec.decode(token)
         user_id: str = claims["sub"]
         session_id: str = claims["sid"]
+        if self.activity is not None and self.activity.due(session_id):
+            self._record_seen(user_id, session_id)
         if self.sliding or with_session:
             flags = (TouchFlag.SLIDE if self.sliding else TouchFlag.NONE) | (
                 TouchFlag.LOAD if with_session else TouchFlag.NONE
@@ -183,6 +193,17 @@ class V1Sessions:
         else:
             alive = await self.store.alive(user_id, session_id)
         return self._session(claims, alive, with_session)
+
+    def _record_seen(self, user_id: str, session_id: str) -> None:
+        # Queued before the verify's own command: the same round trip carries both.
+        if not self.store.record_seen(user_id, session_id) and self.spawn is not None:
+            self.spawn(self._seen(user_id, session_id))
+
+    async def _seen(self, user_id: str, session_id: str) -> None:
+        try:
+            await self.store.seen(user_id, session_id)
+        except StoreError as exc:  # a late last-seen time is no reason to fail anything
+            logger.debug("could not record activity: %s", exc)
 
     async def extend(self, token: str) -> Session:
         """touch.lua with SLIDE and ANNOUNCE."""
@@ -255,9 +276,9 @@ class V1Sessions:
         logger.warning("%s", message)
         self.emit("error", user_id, reason="wait_replicas", error=StoreError(message))
 
-    async def destroy_all(self, user_id: str) -> int:
-        """destroy_all.lua: every session of the user, from the index."""
-        ended = await self.store.destroy_all(user_id)
+    async def destroy_all(self, user_id: str, keep: str | None = None) -> int:
+        """destroy_all.lua: every session of the user, from the index, but ``keep``."""
+        ended = await self.store.destroy_all(user_id, keep or "")
         if ended:
             layout = self.store.layout
             self.unschedule([layout.session_key(user_id, s) for s in ended])
@@ -281,10 +302,65 @@ class V1Sessions:
                 ttl=max(row.ttl_ms, 0) // 1000,
                 idle_ttl=row.idle_ttl_seconds,
                 data_session=load_data(row.data_json),
+                ip=row.ip,
+                user_agent=row.user_agent,
+                last_seen_at=self._last_seen(row),
             )
             for row in rows
         ]
 
+    @staticmethod
+    def _last_seen(row: SessionRow) -> datetime | None:
+        # None until a verify recorded one (a session never used since sign-in).
+        if row.last_seen_ms is None:
+            return None
+        return utc(max(row.last_seen_ms * 1000, row.created_us) / 1_000_000)
+
+    async def rotate(self, token: str) -> str:
+        """rotate.lua: a new id for the live session, its data and place kept."""
+        claims = self.codec.decode(token)
+        user_id: str = claims["sub"]
+        old_id: str = claims["sid"]
+        new_id = new_session_id()
+        # The same session under a new id: the same iat, cap and public data.
+        renamed = self.codec.encode({**claims, "sid": new_id})
+        # Scheduled due in a second: the sweeper then finds the time really left
+        # (a due time too early is corrected; one too late would delay `expired`).
+        alive = await self.store.rotate(user_id, old_id, new_id, idle_seconds=1, exp=claims["exp"])
+        if alive is None:
+            raise SessionNotFound("the session has ended; log in again")
+        # Its schedule entry must not come due as an expiry.
+        self.unschedule([self.store.layout.session_key(user_id, old_id)])
+        self.emit("destroyed", user_id, old_id, reason="rotated")
+        self.emit("created", user_id, new_id)
+        await self._confirm_replicated(user_id)
+        return renamed
+
+    async def update(self, token: str, data_session: dict[str, Any] | None) -> Session:
+        """update.lua: replace the private data of the live session."""
+        claims = self.codec.decode(token)
+        try:
+            data = "" if data_session is None else dumps(data_session)
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"data_session must be JSON-serialisable: {exc}") from exc
+        alive = await self.store.update(claims["sub"], claims["sid"], data)
+        return self._session(claims, alive, True)
+
     async def count(self, user_id: str) -> int:
         """list.lua in count mode."""
         return await self.store.count(user_id)
+
+
+#: Longest device fields kept: an address fits in 64 characters; longer user agents are cut.
+MAX_IP_CHARS = 64
+MAX_USER_AGENT_CHARS = 512
+
+
+def _device(new: NewSession) -> dict[str, str]:
+    client = new.client
+    if client is None:
+        return {}
+    return {
+        "ip": (client.ip or "")[:MAX_IP_CHARS],
+        "user_agent": (client.user_agent or "")[:MAX_USER_AGENT_CHARS],
+    }

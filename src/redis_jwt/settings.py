@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     access_ttl: str = "15 minutes"
     #: How long a spent refresh token still continues its chain (``RedisJWT(refresh_grace=...)``).
     refresh_grace: str = "10 seconds"
+    #: Keep each session's last-seen time (``RedisJWT(track_activity=...)``).
+    track_activity: bool = False
+    #: How stale it may be (``RedisJWT(activity_resolution=...)``).
+    activity_resolution: str = "60 seconds"
 
     @property
     def leeway_seconds(self) -> float:

@@ -83,6 +83,11 @@ class SessionRow(NamedTuple):
     created_us: int
     idle_ttl_seconds: int
     data_json: str | None
+    #: The device given at sign-in, if any.
+    ip: str | None = None
+    user_agent: str | None = None
+    #: The last recorded activity (``track_activity``), unix ms of the Redis clock.
+    last_seen_ms: int | None = None
 
 
 class NodeRow(NamedTuple):

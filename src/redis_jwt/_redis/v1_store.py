@@ -73,6 +73,8 @@ class V1Store:
         exp: int,
         data: str,
         limit: int,
+        ip: str = "",
+        user_agent: str = "",
     ) -> Signed:
         """Create a session, evicting the oldest beyond ``limit`` (0: no limit)."""
         layout = self.layout
@@ -81,7 +83,7 @@ class V1Store:
         keys = (key, layout.index_key(user_id), self._call_key(user_id, session_id))
         args = (session_id, idle_seconds, exp, data, limit, self.channel,
                 layout.session_prefix(user_id), user_id, self.origin,
-                self._store.deadline_ms())  # fmt: skip
+                self._store.deadline_ms(), ip, user_agent)  # fmt: skip
         # With a limit the sessions to evict are read first on a Cluster (see _declaring).
         read_first = limit > 0
         if self.scheduling:
@@ -211,17 +213,67 @@ class V1Store:
         )
         return int(reply[0]) == 1
 
-    async def destroy_all(self, user_id: str) -> list[str]:
-        """End every session of a user; return the ids that existed."""
+    async def destroy_all(self, user_id: str, keep: str = "") -> list[str]:
+        """End every session of a user but ``keep``; return the ids that existed."""
         layout = self.layout
         reply = await self._declaring(
             "destroy_all",
             (layout.index_key(user_id), self._call_key(user_id, secrets.token_urlsafe(12))),
             (layout.session_prefix(user_id), self.channel, user_id, self.origin,
-             self._store.deadline_ms()),
+             self._store.deadline_ms(), keep),
             user_id,
         )  # fmt: skip
         return [text(v) for v in reply[1:]]
+
+    async def rotate(
+        self, user_id: str, session_id: str, new_id: str, *, idle_seconds: int, exp: int
+    ) -> Liveness | None:
+        """Give a live session the id ``new_id`` (rotate.lua); None when it is gone."""
+        layout = self.layout
+        key, new_key = layout.session_key(user_id, session_id), layout.session_key(user_id, new_id)
+        # The new session id names the call: a second run returns the first outcome.
+        call: Call = (
+            "rotate",
+            (key, new_key, layout.index_key(user_id), self._call_key(user_id, new_id)),
+            (session_id, new_id, self.channel, user_id, self.origin, self._store.deadline_ms()),
+        )
+        if not self.scheduling:
+            return liveness(await self._store.script(*call))
+        # One round trip: the rotation (user's slot), then the new key's schedule entry.
+        bucket = layout.schedule_key(layout.bucket(new_key))
+        schedule: Call = ("schedule", (bucket,), (new_key, idle_seconds, exp, SCHEDULE_HORIZON_MS))
+        rotated, scheduled = await self._store.run(self._store.batch((call, schedule), required=1))
+        alive = liveness(rotated)
+        if alive is None and not isinstance(scheduled, Exception):
+            # No new session: no schedule entry either (it would come due as an expiry).
+            with contextlib.suppress(rex.RedisError, OSError):
+                await self._store.client.zrem(bucket, new_key)
+        elif isinstance(scheduled, Exception):
+            logger.warning("could not put a session on the expiry schedule: %s", scheduled)
+        return alive
+
+    async def update(self, user_id: str, session_id: str, data: str) -> Liveness | None:
+        """Replace the private data of a live session (update.lua); None when it is gone."""
+        layout = self.layout
+        reply = await self._store.script(
+            "update",
+            (layout.session_key(user_id, session_id), layout.index_key(user_id)),
+            (session_id, data, self._store.deadline_ms()),
+        )
+        return liveness(reply[0], data or None)
+
+    def record_seen(self, user_id: str, session_id: str) -> bool:
+        """Queue seen.lua in this loop pass's pipeline, its reply ignored.
+
+        Queued before the verify's own command, it shares its round trip.
+        Returns False (nothing sent) without an auto-pipeline: see :meth:`seen`.
+        """
+        key = self.layout.session_key(user_id, session_id)
+        return self._store.send(evalsha("seen", (key,), ()))
+
+    async def seen(self, user_id: str, session_id: str) -> None:
+        """Run seen.lua directly (a Cluster client, which has no auto-pipeline)."""
+        await self._store.script("seen", (self.layout.session_key(user_id, session_id),), ())
 
     async def list(self, user_id: str) -> list[SessionRow]:
         """Return the user's live sessions, unordered."""
@@ -230,8 +282,8 @@ class V1Store:
             "list", (layout.index_key(user_id),), (layout.session_prefix(user_id), "list"), user_id
         )
         rows: list[SessionRow] = []
-        for i in range(1, len(flat), 5):
-            sid, pttl, created, idle, data = flat[i : i + 5]
+        for i in range(1, len(flat), 8):
+            sid, pttl, created, idle, data, ip, agent, seen = flat[i : i + 8]
             rows.append(
                 SessionRow(
                     text(sid),
@@ -239,6 +291,9 @@ class V1Store:
                     int(created or 0),
                     int(idle or 0),
                     None if data is None else text(data),
+                    None if ip is None else text(ip),
+                    None if agent is None else text(agent),
+                    None if seen is None else int(seen),
                 )
             )
         return rows

@@ -4,7 +4,8 @@
 -- ARGV[1] prefix of this user's session keys: <prefix>:{<tag>}:s:
 -- ARGV[2] 'count' to return only the number of live sessions
 -- ARGV[3] '1': touch only declared keys (Cluster), else '0'
--- Returns {count} or {count, then per session: id, ttl ms, created us, idle ttl s, data or false};
+-- Returns {count} or {count, then per session: id, ttl ms, created us, idle ttl s, data,
+-- address, user agent, last seen ms (false for what is absent)};
 -- {-1, member, ...} when listing and a live member's key was not declared: call again
 -- declaring them (counting takes an undeclared member, added meanwhile, as live).
 local t = redis.call('TIME')
@@ -37,12 +38,10 @@ for _, member in ipairs(members) do
   else
     n = n + 1
     if not counting then
-      local f = redis.call('HMGET', key, 'c', 't', 'd')
+      local f = redis.call('HMGET', key, 'c', 't', 'd', 'ip', 'ua', 'ls')
       out[#out + 1] = member
       out[#out + 1] = pttl
-      out[#out + 1] = f[1] or false
-      out[#out + 1] = f[2] or false
-      out[#out + 1] = f[3] or false
+      for i = 1, 6 do out[#out + 1] = f[i] or false end
     end
   end
 end

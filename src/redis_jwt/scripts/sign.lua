@@ -2,7 +2,7 @@
 -- KEYS[1] session key   <prefix>:{<tag>}:s:<sid>
 -- KEYS[2] index key     <prefix>:{<tag>}:i
 -- KEYS[3] call marker   <prefix>:{<tag>}:q:<sid>   (the outcome, kept until the deadline)
--- KEYS[4...] the session keys of the index's live members (Cluster: see ARGV[11])
+-- KEYS[4...] the session keys of the index's live members (Cluster: see ARGV[13])
 -- ARGV[1] session id
 -- ARGV[2] idle ttl, whole seconds
 -- ARGV[3] absolute expiry (JWT exp), unix seconds
@@ -13,7 +13,8 @@
 -- ARGV[8] user id (for event messages)
 -- ARGV[9] origin: id of the publishing RedisJWT instance (event field 'o')
 -- ARGV[10] deadline, unix ms: past it the caller was told the call failed, so it must not apply
--- ARGV[11] '1': touch only declared keys (Cluster), else '0'
+-- ARGV[11], ARGV[12] the device's address and user agent ('' for none)
+-- ARGV[13] '1': touch only declared keys (Cluster), else '0'
 -- Returns {1, creation time in microseconds, ttl in ms, evicted session id, ...}.
 -- A second run of the same call (a retry after a lost reply) returns the first outcome.
 -- Reads come first and the first write is SET, which Redis refuses when it is
@@ -21,7 +22,7 @@
 local skey, ikey, marker = KEYS[1], KEYS[2], KEYS[3]
 local sid, idle, exp = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local data, limit, channel, base, uid = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7], ARGV[8]
-local origin, deadline, strict = ARGV[9], tonumber(ARGV[10]), ARGV[11] == '1'
+local origin, deadline, strict = ARGV[9], tonumber(ARGV[10]), ARGV[13] == '1'
 
 local t = redis.call('TIME')
 local now_us = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -97,11 +98,20 @@ end
 for _, member in ipairs(vanished) do redis.call('ZREM', ikey, member) end
 redis.call('ZREMRANGEBYSCORE', ikey, '-inf', int(now_ms))
 
+local fields = {'c', int(created), 't', idle, 'x', int(exp)}
 if data ~= '' then
-  redis.call('HSET', skey, 'c', int(created), 't', idle, 'x', int(exp), 'd', data)
-else
-  redis.call('HSET', skey, 'c', int(created), 't', idle, 'x', int(exp))
+  fields[#fields + 1] = 'd'
+  fields[#fields + 1] = data
 end
+if ARGV[11] ~= '' then
+  fields[#fields + 1] = 'ip'
+  fields[#fields + 1] = ARGV[11]
+end
+if ARGV[12] ~= '' then
+  fields[#fields + 1] = 'ua'
+  fields[#fields + 1] = ARGV[12]
+end
+redis.call('HSET', skey, unpack(fields))
 redis.call('PEXPIRE', skey, int(ttl_ms))
 redis.call('ZADD', ikey, int(now_ms + ttl_ms), sid)
 if redis.call('PTTL', ikey) < ttl_ms then
