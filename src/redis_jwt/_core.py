@@ -25,10 +25,10 @@ from ._redis.store import AnyRedis
 from ._session_ops import SessionOps
 from ._tasks import Supervisor
 from ._telemetry import Switch, session_id_of_session, session_id_of_token
-from .errors import ConfigurationError, StoreError
+from .errors import ConfigurationError
 from .events import EventBus
 from .keys import Key, KeyRing
-from .models import ClientInfo, Session, SessionInfo
+from .models import ClientInfo, Session
 from .settings import Settings
 
 __all__ = ["RedisJWT"]
@@ -394,47 +394,3 @@ class RedisJWT(SessionOps):
         return await self._otel.run(
             "redis_jwt.destroy", self._backend.destroy(token), lambda _: session_id_of_token(token)
         )
-
-    async def revoke(self, user_id: str, session_id: str) -> bool:
-        """End one session of ``user_id`` by id ("log out that device"); True if it was alive."""
-        self._check_open()
-        backend = self._backend
-        return await backend.revoke(backend.check_user_id(user_id), session_id)
-
-    async def destroy_all(self, user_id: str, *, keep: str | None = None) -> int:
-        """Log ``user_id`` out everywhere, or everywhere but one session; return how many ended.
-
-        Args:
-            user_id: the user.
-            keep: a session id to spare ("sign out the other devices": pass the
-                current session's id). One atomic script: a session signed
-                concurrently is either ended or left alive, never half-way.
-        """
-        self._check_open()
-        backend = self._backend
-        return await backend.destroy_all(backend.check_user_id(user_id), keep)
-
-    async def sessions(self, user_id: str) -> list[SessionInfo]:
-        """List the live sessions of ``user_id``, newest first (exact, no keyspace scan)."""
-        self._check_open()
-        backend = self._backend
-        return await backend.sessions(backend.check_user_id(user_id))
-
-    async def count(self, user_id: str) -> int:
-        """Return how many live sessions ``user_id`` has."""
-        self._check_open()
-        backend = self._backend
-        return await backend.count(backend.check_user_id(user_id))
-
-    async def ping(self) -> bool:
-        """Return whether Redis answers ``PING`` in time: False (not an error) when it does not."""
-        self._check_open()
-        try:
-            return await self._life.store.ping()
-        except StoreError:
-            return False
-
-    async def info(self, section: str | None = None) -> dict[str, Any]:
-        """Return Redis ``INFO`` (optionally one section) as a dict."""
-        self._check_open()
-        return await self._life.store.info(section)

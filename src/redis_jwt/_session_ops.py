@@ -1,6 +1,8 @@
-"""The session security operations of :class:`~redis_jwt.RedisJWT`.
+"""The operations of :class:`~redis_jwt.RedisJWT` on a user's sessions beyond sign/verify.
 
-Refresh pairs (``sign_pair``, ``refresh``), ``rotate`` and ``update``.
+Refresh pairs (``sign_pair``, ``refresh``), ``rotate``, ``update``, and the
+user-wide ones: ``revoke``, ``destroy_all``, ``sessions``, ``count``; and the
+server's ``ping`` and ``info``.
 
 A mixin, so that the facade (``_core.py``) stays one screenful per concept:
 each method checks what is common and hands the call to the session backend
@@ -14,18 +16,21 @@ from typing import Any
 
 from ._backend import NewSession, SessionBackend, SessionRules, check_client, check_data
 from ._duration import Duration
+from ._lifecycle import Lifecycle
 from ._telemetry import Switch, session_id_of_token
-from .models import ClientInfo, Session, TokenPair
+from .errors import StoreError
+from .models import ClientInfo, Session, SessionInfo, TokenPair
 
 __all__ = ["SessionOps"]
 
 
 class SessionOps:
-    """``sign_pair``, ``refresh``, ``rotate`` and ``update``, mixed into ``RedisJWT``."""
+    """Pairs, rotation, updates and the user-wide operations, mixed into ``RedisJWT``."""
 
     _backend: SessionBackend
     _rules: SessionRules
     _otel: Switch
+    _life: Lifecycle
 
     def _check_open(self) -> None:
         raise NotImplementedError  # RedisJWT's
@@ -118,6 +123,50 @@ class SessionOps:
         """
         self._check_open()
         return await self._backend.update(token, check_data(data_session, "data_session"))
+
+    async def revoke(self, user_id: str, session_id: str) -> bool:
+        """End one session of ``user_id`` by id ("log out that device"); True if it was alive."""
+        self._check_open()
+        backend = self._backend
+        return await backend.revoke(backend.check_user_id(user_id), session_id)
+
+    async def destroy_all(self, user_id: str, *, keep: str | None = None) -> int:
+        """Log ``user_id`` out everywhere, or everywhere but one session; return how many ended.
+
+        Args:
+            user_id: the user.
+            keep: a session id to spare ("sign out the other devices": pass the
+                current session's id). One atomic script: a session signed
+                concurrently is either ended or left alive, never half-way.
+        """
+        self._check_open()
+        backend = self._backend
+        return await backend.destroy_all(backend.check_user_id(user_id), keep)
+
+    async def sessions(self, user_id: str) -> list[SessionInfo]:
+        """List the live sessions of ``user_id``, newest first (exact, no keyspace scan)."""
+        self._check_open()
+        backend = self._backend
+        return await backend.sessions(backend.check_user_id(user_id))
+
+    async def count(self, user_id: str) -> int:
+        """Return how many live sessions ``user_id`` has."""
+        self._check_open()
+        backend = self._backend
+        return await backend.count(backend.check_user_id(user_id))
+
+    async def ping(self) -> bool:
+        """Return whether Redis answers ``PING`` in time: False (not an error) when it does not."""
+        self._check_open()
+        try:
+            return await self._life.store.ping()
+        except StoreError:
+            return False
+
+    async def info(self, section: str | None = None) -> dict[str, Any]:
+        """Return Redis ``INFO`` (optionally one section) as a dict."""
+        self._check_open()
+        return await self._life.store.info(section)
 
 
 def _session_id_of_pair(pair: TokenPair) -> str | None:
