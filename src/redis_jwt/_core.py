@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import Any, Literal, Self
 
 from ._assembly import build_backend
-from ._backend import NewSession, SessionBackend, check_client, check_data
+from ._backend import SessionBackend
 from ._duration import Duration
 from ._layout import Layout
 from ._lifecycle import Lifecycle
@@ -334,14 +334,7 @@ class RedisJWT(SessionOps):
         """
         self._check_open()
         backend = self._backend
-        user_id = backend.check_user_id(user_id)
-        new = NewSession(
-            user_id,
-            self._rules.idle_seconds(ttl),
-            check_data(data_token, "data_token"),
-            check_data(data_session, "data_session"),
-            check_client(client),
-        )
+        new = self._new_session(user_id, ttl, data_token, data_session, client)
         return await self._otel.run("redis_jwt.sign", backend.sign(new), session_id_of_token)
 
     async def verify(self, token: str, *, with_session: bool = False) -> Session:

@@ -24,7 +24,6 @@ from ._watch import SessionWatch, WatchedSocket
 from ._web import (
     CSRF_FAILED,
     EMPTY_BEARER,
-    ENDED,
     MISSING,
     Credentials,
     SessionCookie,
@@ -192,27 +191,20 @@ class Guard:
         if self._csrf_header is not None and csrf_refused(found, None, self._trusted):
             failure = CSRF_FAILED
         elif token:
-            watched: WatchedSocket | None = None
-            ended = self._watch.begin_handshake()
-            try:
-                session = await self._auth.verify(token, with_session=self._with)
-            except (AuthenticationError, StoreError) as exc:
-                failure = exc
-            else:
-                if session.session_id in ended:  # ended while we verified: refuse
-                    failure = ENDED
-                else:
-                    watched = socket_channels(socket, WatchedSocket)
-                    self._watch.add(session.session_id, watched)
-            finally:
-                self._watch.end_handshake(ended)
-            if watched is not None:
+            verify = self._auth.verify
+            admitted = await self._watch.admit(
+                lambda: verify(token, with_session=self._with),
+                lambda: socket_channels(socket, WatchedSocket),
+            )
+            if isinstance(admitted, tuple):
+                session, watched = admitted
                 try:
                     yield session
                 finally:
                     self._watch.remove(session.session_id, watched)
                     await watched.finish()
                 return
+            failure = admitted
         else:
             failure = MISSING if token is None else EMPTY_BEARER
         await _refuse(socket, failure)
@@ -229,19 +221,27 @@ def _dependency(
     guard = Guard(auth, with_session, cookie, trusted_origins)
     bearer = BearerToken()
 
+    @contextlib.asynccontextmanager
+    async def resolve(
+        connection: HTTPConnection, token: str | None, cookie_token: str | None
+    ) -> AsyncIterator[Session | None]:
+        found = guard.credentials(connection, token, cookie_token)
+        if found.token is None and optional:
+            yield None
+        elif isinstance(connection, WebSocket):
+            async with guard.websocket(connection, found) as session:
+                yield session
+        else:
+            yield await guard.http(connection, found)
+
+    # Two signatures, because FastAPI reads the security schemes (OpenAPI) from them.
     if cookie is None:
 
         async def from_header(
             connection: HTTPConnection, token: Annotated[str | None, Security(bearer)]
         ) -> AsyncIterator[Session | None]:
-            found = guard.credentials(connection, token, None)
-            if found.token is None and optional:
-                yield None
-            elif isinstance(connection, WebSocket):
-                async with guard.websocket(connection, found) as session:
-                    yield session
-            else:
-                yield await guard.http(connection, found)
+            async with resolve(connection, token, None) as session:
+                yield session
 
         return from_header
 
@@ -252,14 +252,8 @@ def _dependency(
         token: Annotated[str | None, Security(bearer)],
         cookie_token: Annotated[str | None, Security(in_cookie)],
     ) -> AsyncIterator[Session | None]:
-        found = guard.credentials(connection, token, cookie_token)
-        if found.token is None and optional:
-            yield None
-        elif isinstance(connection, WebSocket):
-            async with guard.websocket(connection, found) as session:
-                yield session
-        else:
-            yield await guard.http(connection, found)
+        async with resolve(connection, token, cookie_token) as session:
+            yield session
 
     return from_header_or_cookie
 

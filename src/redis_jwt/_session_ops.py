@@ -35,6 +35,23 @@ class SessionOps:
     def _check_open(self) -> None:
         raise NotImplementedError  # RedisJWT's
 
+    def _new_session(
+        self,
+        user_id: str,
+        ttl: Duration | None,
+        data_token: Mapping[str, Any] | None,
+        data_session: Mapping[str, Any] | None,
+        client: ClientInfo | None,
+    ) -> NewSession:
+        """What ``sign`` and ``sign_pair`` check before any write, as one value."""
+        return NewSession(
+            self._backend.check_user_id(user_id),
+            self._rules.idle_seconds(ttl),
+            check_data(data_token, "data_token"),
+            check_data(data_session, "data_session"),
+            check_client(client),
+        )
+
     async def sign_pair(
         self,
         user_id: str,
@@ -56,14 +73,7 @@ class SessionOps:
         """
         self._check_open()
         backend = self._backend
-        user_id = backend.check_user_id(user_id)
-        new = NewSession(
-            user_id,
-            self._rules.idle_seconds(ttl),
-            check_data(data_token, "data_token"),
-            check_data(data_session, "data_session"),
-            check_client(client),
-        )
+        new = self._new_session(user_id, ttl, data_token, data_session, client)
         return await self._otel.run("redis_jwt.sign", backend.sign_pair(new), _session_id_of_pair)
 
     async def refresh(

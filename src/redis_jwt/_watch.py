@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ._tasks import Supervisor
+from .errors import AuthenticationError, SessionNotFound, StoreError
 from .events import EventBus
-from .models import Event
+from .models import Event, Session
 
 __all__ = ["SessionWatch", "WatchedSocket"]
 
@@ -26,6 +27,8 @@ Send = Callable[[Message], Awaitable[None]]
 #: RFC 6455 7.4.1: "policy violation", the code for "your session is over".
 POLICY_VIOLATION = 1008
 _ENDED_REASON = "session ended"
+#: The failure of a handshake whose session ended while its token was verified.
+ENDED = SessionNotFound("the session ended during the handshake")
 
 
 class WatchedSocket:
@@ -154,6 +157,29 @@ class SessionWatch:
         # By identity: two handshakes' sets may be equal.
         self._handshakes = [other for other in self._handshakes if other is not ended]
         self._unlisten()
+
+    async def admit(
+        self, verify: Callable[[], Awaitable[Session]], socket: Callable[[], WatchedSocket]
+    ) -> tuple[Session, WatchedSocket] | AuthenticationError | StoreError:
+        """Verify a handshake's token and watch its socket, or say why to refuse it.
+
+        Sessions that end while the token is verified are recorded, so that a
+        handshake racing a logout is refused (``ENDED``) rather than left open.
+        The caller calls :meth:`remove` and ``finish()`` when the socket ends.
+        """
+        ended = self.begin_handshake()
+        try:
+            try:
+                session = await verify()
+            except (AuthenticationError, StoreError) as exc:
+                return exc
+            if session.session_id in ended:
+                return ENDED
+            watched = socket()
+            self.add(session.session_id, watched)
+            return session, watched
+        finally:
+            self.end_handshake(ended)
 
     def add(self, session_id: str, socket: WatchedSocket) -> None:
         """Watch ``socket`` (call it before the handshake's recording ends)."""

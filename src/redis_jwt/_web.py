@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ._csrf import SAFE_METHODS, Origin, csrf_valid, is_local_host, origin_trusted
+from ._watch import ENDED
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -47,7 +48,6 @@ MISSING = MissingToken("no token in the request")
 #: ``Authorization: Bearer`` with nothing after it: a token was meant, so it is invalid.
 EMPTY_BEARER = InvalidToken("the bearer token is empty")
 #: A WebSocket whose session ended while its handshake was being verified.
-ENDED = SessionNotFound("the session ended during the handshake")
 #: A cookie-authenticated unsafe request without the CSRF value, or a foreign-origin handshake.
 CSRF_FAILED = CSRFError("the CSRF token is missing or wrong, or the origin is not trusted")
 

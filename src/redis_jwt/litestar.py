@@ -42,7 +42,7 @@ from litestar.plugins import InitPlugin
 
 from ._core import RedisJWT
 from ._watch import SessionWatch, WatchedSocket
-from ._web import EMPTY_BEARER, ENDED, MISSING, answer_for, find_token
+from ._web import EMPTY_BEARER, MISSING, answer_for, find_token
 from .errors import AuthenticationError, StoreError
 from .models import Session
 
@@ -150,23 +150,13 @@ class _Authenticate:
             return
         failure: AuthenticationError | StoreError
         if token:
-            socket: WatchedSocket | None = None
-            # Sessions that end while the token is verified are recorded, so that
-            # a handshake racing a logout is refused rather than left open.
-            ended = rules.watch.begin_handshake()
-            try:
-                session = await rules.auth.verify(token, with_session=rules.with_session)
-            except (AuthenticationError, StoreError) as exc:
-                failure = exc
-            else:
-                if session.session_id in ended:
-                    failure = ENDED
-                else:
-                    socket = WatchedSocket(receive, send)
-                    rules.watch.add(session.session_id, socket)
-            finally:
-                rules.watch.end_handshake(ended)
-            if socket is not None:
+            verify = rules.auth.verify
+            admitted = await rules.watch.admit(
+                lambda: verify(token, with_session=rules.with_session),
+                lambda: WatchedSocket(receive, send),
+            )
+            if isinstance(admitted, tuple):
+                session, socket = admitted
                 _authenticated(scope, session, token)
                 try:
                     await self._app(scope, socket.receive, socket.send)
@@ -174,6 +164,7 @@ class _Authenticate:
                     rules.watch.remove(session.session_id, socket)
                     await socket.finish()
                 return
+            failure = admitted
         else:
             failure = MISSING if token is None else EMPTY_BEARER
         answer = answer_for(failure)

@@ -41,7 +41,6 @@ from ._watch import SessionWatch, WatchedSocket
 from ._web import (
     CSRF_FAILED,
     EMPTY_BEARER,
-    ENDED,
     MISSING,
     SessionCookie,
     answer_for,
@@ -323,23 +322,14 @@ class RedisJWTMiddleware:
         if isinstance(token, CSRFError):
             failure = token
         elif token:
-            socket: WatchedSocket | None = None
-            ended = self._watch.begin_handshake()
-            try:
-                session = await self._auth.verify(token, with_session=self._with)
-            except (AuthenticationError, StoreError) as exc:
-                failure = exc
-            else:
-                if session.session_id in ended:  # ended while we verified: refuse
-                    failure = ENDED
-                else:
-                    socket = WatchedSocket(receive, send)
-                    self._watch.add(session.session_id, socket)
-            finally:
-                self._watch.end_handshake(ended)
-            if socket is not None:
-                await self._watched(scope, socket, session)
+            verify = self._auth.verify
+            admitted = await self._watch.admit(
+                lambda: verify(token, with_session=self._with), lambda: WatchedSocket(receive, send)
+            )
+            if isinstance(admitted, tuple):
+                await self._watched(scope, admitted[1], admitted[0])
                 return
+            failure = admitted
         else:
             failure = MISSING if token is None else EMPTY_BEARER
         answer = answer_for(failure)
