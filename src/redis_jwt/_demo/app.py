@@ -47,6 +47,8 @@ __all__ = ["ACCESS_COOKIE", "REFRESH_COOKIE", "create_app"]
 _HEARTBEAT_SECONDS = 15.0
 # An events stream ends after this long; the page simply reconnects.
 _STREAM_SECONDS = 3600.0
+# After this session's own end, the stream waits this long for the rest of the burst.
+_LINGER_SECONDS = 0.5
 # The thief of the simulation replays the copy this long after the grace has passed,
 # so that Redis (whose clock judges the grace) surely sees it late.
 _REPLAY_MARGIN_SECONDS = 1.0
@@ -265,13 +267,19 @@ def create_app(
             # Subscribed inside the generator, so that its `finally` always unsubscribes.
             subscription = auth.events.subscribe(*SHOWN_EVENTS)
             deadline = time.monotonic() + _STREAM_SECONDS
+            ended = False
             try:
                 yield ": connected\n\n"
                 while time.monotonic() < deadline:
                     try:
-                        async with asyncio.timeout(_HEARTBEAT_SECONDS):
+                        # Once this session has ended, the rest of its burst (a logout
+                        # everywhere ends every session at once, in any order) still goes out.
+                        wait = _LINGER_SECONDS if ended else _HEARTBEAT_SECONDS
+                        async with asyncio.timeout(wait):
                             event = await anext(subscription)
                     except TimeoutError:
+                        if ended:
+                            return
                         yield ": keep-alive\n\n"
                         continue
                     except StopAsyncIteration:  # the app is shutting down
@@ -283,7 +291,7 @@ def create_app(
                         "destroyed",
                         "expired",
                     ):
-                        return
+                        ended = True
             finally:
                 await subscription.aclose()
 
