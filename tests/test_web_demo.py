@@ -380,3 +380,15 @@ async def test_log_out_everywhere_ends_every_session_and_the_stream(redis_url: s
         assert {e["session_id"] for e in events} == {login["session_id"] for login in logins}
         assert {(e["kind"], e["reason"]) for e in events} == {("destroyed", "destroy_all")}
         assert len(events) == 3
+
+
+async def test_a_cross_site_form_cannot_log_a_browser_in(redis_url: str) -> None:
+    # Forms and no-cors fetches can only send these types: login reads JSON alone.
+    app = create_app(redis_url, secret=SECRET)
+    async with running(app), device(app) as http:
+        for kind in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data"):
+            forged = await http.post(
+                "/api/login", content=b'{"user": "mallory"}', headers={"content-type": kind}
+            )
+            assert forged.status_code == 422, kind
+            assert forged.headers.get_list("set-cookie") == []
