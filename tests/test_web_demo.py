@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from http.cookies import SimpleCookie
 from typing import cast
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from redis_jwt._demo.app import create_app
-from redis_jwt.testing import RedisServer
+from redis_jwt.errors import ConfigurationError
+from redis_jwt.testing import RedisServer, free_port
 
 from .conftest import SECRET
 
@@ -392,3 +397,27 @@ async def test_a_cross_site_form_cannot_log_a_browser_in(redis_url: str) -> None
             )
             assert forged.status_code == 422, kind
             assert forged.headers.get_list("set-cookie") == []
+
+
+def test_create_app_refuses_a_bad_lifetime(redis_url: str) -> None:
+    for options in ({"access_ttl": "banana"}, {"refresh_grace": "soon"}):
+        with pytest.raises(ConfigurationError):
+            create_app(redis_url, secret=SECRET, **options)
+
+
+@pytest.mark.parametrize("variable", ["REDIS_JWT_ACCESS_TTL", "REDIS_JWT_REFRESH_GRACE"])
+def test_the_demo_command_says_a_bad_variable_in_one_line(redis_url: str, variable: str) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url, variable: "banana"}
+    done = subprocess.run(
+        [sys.executable, "-m", "redis_jwt", "demo", "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "banana" in lines[0]
+    assert variable in lines[0]
+    assert "open http" not in done.stdout  # nothing claimed to serve
