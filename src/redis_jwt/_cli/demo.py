@@ -161,13 +161,19 @@ def _serve(host: str, port: int) -> int:
                 f"{version} at {url} (pid {server.pid}); its data is gone when the demo stops",
                 flush=True,
             )
+        try:
+            app = create_app(url)
+        except ConfigurationError as exc:
+            raise CommandError(
+                f"demo: {exc} (see REDIS_JWT_ACCESS_TTL and REDIS_JWT_REFRESH_GRACE)", EXIT_USAGE
+            ) from None
         watcher = _Watcher(url, up=problem is None)
         watcher.start()
         stack.callback(watcher.stopped.set)
         shown = f"[{host}]" if ":" in host else host
         print(f"redis-jwt demo: open http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
         config = uvicorn.Config(
-            create_app(url),
+            app,
             host=host,
             port=port,
             log_level="info",

@@ -1,46 +1,74 @@
 """The demo app: a FastAPI service and one HTML page over a :class:`~redis_jwt.RedisJWT`.
 
-Demo only: anyone can log in as any name, with no password. Each browser tab
-keeps its own token (``sessionStorage``), so two tabs are two sessions (two
-devices) of one user. The listener is on (``listen=True``), so the page sees
-sessions expire, whichever instance or client ended them.
+Demo only: anyone can log in as any name, with no password. Login signs a
+refresh pair carried in cookies: the access token in an HttpOnly cookie with
+its readable CSRF cookie, the refresh token in an HttpOnly cookie sent to
+``/api/refresh`` only. Every tab of one browser shares them, so the tabs are one
+session (one device); another browser, a private window or another host name
+(``localhost`` beside ``127.0.0.1``) is another device. The listener is on
+(``listen=True``), so the page sees sessions end, whichever instance or client
+ended them.
 """
 
 # No ``from __future__ import annotations``: FastAPI reads the route signatures,
 # which name local variables.
 import asyncio
 import json
+import logging
+import os
 import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from importlib.resources import files
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
-from redis_jwt import Event, RedisJWT, Session, SessionInfo
-from redis_jwt.fastapi import BearerToken, install_error_handlers, require_session
+from redis_jwt import Event, RedisJWT, Session
+from redis_jwt._duration import parse_duration
+from redis_jwt.errors import AuthenticationError, RefreshTokenReused, StoreError
+from redis_jwt.fastapi import (
+    BearerToken,
+    client_info,
+    install_error_handlers,
+    require_session,
+    sessions_router,
+)
 from redis_jwt.models import EventKind
+from redis_jwt.starlette import SessionCookie, set_session_cookie
 
-__all__ = ["create_app"]
+__all__ = ["ACCESS_COOKIE", "REFRESH_COOKIE", "create_app"]
 
 _HEARTBEAT_SECONDS = 15.0
 # An events stream ends after this long; the page simply reconnects.
 _STREAM_SECONDS = 3600.0
+# After this session's own end, the stream waits this long for the rest of the burst.
+_LINGER_SECONDS = 0.5
+# The thief of the simulation replays the copy this long after the grace has passed,
+# so that Redis (whose clock judges the grace) surely sees it late.
+_REPLAY_MARGIN_SECONDS = 1.0
+_log = logging.getLogger("redis_jwt.demo")
 
-
-#: The session events the page shows (sliding verifies emit none: only the Extend button does).
+#: The session events the page shows.
 SHOWN_EVENTS: tuple[EventKind, ...] = ("created", "extended", "destroyed", "expired")
+#: The access token's cookie (HttpOnly) and its readable CSRF cookie ``csrf_token``.
+ACCESS_COOKIE = SessionCookie(name="session")
+#: The refresh token's cookie: HttpOnly, sent to ``/api/refresh`` (and below) only.
+REFRESH_COOKIE = SessionCookie(name="refresh_token", path="/api/refresh", csrf=False)
 
 
 class Login(BaseModel):
-    """The login form: a name, nothing else (demo only)."""
+    """The login form: a name (demo only: no password) and where the tokens go."""
 
     user: str = Field(min_length=1, max_length=64)
+    #: ``cookie`` (the page): HttpOnly cookies, no token in the body. ``bearer``
+    #: (scripts, mobile apps): the pair in the body, nothing in cookies.
+    transport: Literal["cookie", "bearer"] = "cookie"
 
     @field_validator("user")
     @classmethod
@@ -53,18 +81,9 @@ class Login(BaseModel):
         return name
 
 
-def _info(info: SessionInfo, current: Session) -> dict[str, Any]:
-    data = info.data_session
-    return {
-        "session_id": info.session_id,
-        "created_at": info.issued_at.isoformat(),
-        "last_seen_at": info.last_active_at.isoformat(),
-        "expires_at": info.expires_at.isoformat(),
-        "ttl": info.ttl,
-        "user_agent": str(data.get("user_agent", "")),
-        "ip": str(data.get("ip", "")),
-        "current": info.session_id == current.session_id,
-    }
+def _access_expires_at(session: Session) -> str:
+    # The access token's own end (its ``exp``), earlier than the session's idle end.
+    return datetime.fromtimestamp(int(session.claims["exp"]), UTC).isoformat()
 
 
 def _event(event: Event) -> str:
@@ -77,30 +96,55 @@ def _event(event: Event) -> str:
     return f"event: session\ndata: {json.dumps(payload)}\n\n"
 
 
-def create_app(redis_url: str, *, secret: str | None = None, ttl: str = "30 minutes") -> FastAPI:
+def create_app(
+    redis_url: str,
+    *,
+    secret: str | None = None,
+    ttl: str = "30 minutes",
+    access_ttl: str | None = None,
+    refresh_grace: str | None = None,
+) -> FastAPI:
     """Build the demo app on the Redis at ``redis_url`` (keys under the ``demo`` prefix).
 
     Args:
         redis_url: where Redis is.
         secret: the signing secret; a random one (tokens die with the process) by default.
-        ttl: how long a session lives without a request (every request extends it).
+        ttl: how long a session lives without a refresh or an extend.
+        access_ttl: the access token's lifetime; short, so that the page's
+            refreshes show. Default: ``$REDIS_JWT_ACCESS_TTL``, else one minute.
+        refresh_grace: how long a spent refresh token still continues its chain.
+            Default: ``$REDIS_JWT_REFRESH_GRACE``, else 3 seconds.
     """
+    grace = refresh_grace or os.environ.get("REDIS_JWT_REFRESH_GRACE") or "3 seconds"
+    # The simulated thief must wait this long; the library reads the same text.
+    grace_seconds = parse_duration(grace, name="refresh_grace")
     auth = RedisJWT(
         secret=secret or secrets.token_urlsafe(48),
         redis_url=redis_url,
         ttl=ttl,
         max_age="1 day",
-        sliding=True,
         max_sessions=10,
         prefix="demo",
+        access_ttl=access_ttl or os.environ.get("REDIS_JWT_ACCESS_TTL") or "1 minute",
+        refresh_grace=grace,
+        # Last seen, exact to 5 s: coarse enough to cost nothing, fine enough to watch.
+        track_activity=True,
+        activity_resolution="5 seconds",
         # The listener reports expiries (within about a second) and other instances' changes.
         listen=True,
     )
+    # The simulated thief's replays, cancelled when the app stops.
+    replays: set[asyncio.Task[None]] = set()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with auth:
-            yield
+            try:
+                yield
+            finally:
+                for task in replays:
+                    task.cancel()
+                await asyncio.gather(*replays, return_exceptions=True)
 
     app = FastAPI(title="redis-jwt demo", lifespan=lifespan)
     app.state.auth = auth
@@ -113,15 +157,20 @@ def create_app(redis_url: str, *, secret: str | None = None, ttl: str = "30 minu
         errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    current = require_session(auth)
-    bearer = BearerToken()
+    current = require_session(auth, cookie=ACCESS_COOKIE)
+    token_of = BearerToken(cookie=ACCESS_COOKIE)
+    # GET /api/sessions, DELETE /api/sessions/{id}, POST /api/logout, /api/logout-others,
+    # /api/logout-all and /api/refresh: the library's ready-made routes.
+    app.include_router(
+        sessions_router(auth, cookie=ACCESS_COOKIE, refresh_cookie=REFRESH_COOKIE), prefix="/api"
+    )
     static = files("redis_jwt._demo").joinpath("static")
     page = static.joinpath("index.html").read_text(encoding="utf-8")
     icon = static.joinpath("favicon.svg").read_bytes()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def index() -> HTMLResponse:
-        return HTMLResponse(page)
+        return HTMLResponse(page, headers={"cache-control": "no-store"})
 
     # /favicon.ico too: some clients ask for it whatever the page's <link rel="icon"> says.
     @app.get("/favicon.svg", include_in_schema=False)
@@ -136,12 +185,23 @@ def create_app(redis_url: str, *, secret: str | None = None, ttl: str = "30 minu
         return {"ok": bool(await auth.info("server"))}
 
     @app.post("/api/login")
-    async def login(form: Login, request: Request) -> dict[str, str]:
-        user_agent = request.headers.get("user-agent", "")[:300]
-        ip = request.client.host if request.client else ""
-        token = await auth.sign(form.user, data_session={"user_agent": user_agent, "ip": ip})
-        session = await auth.verify(token)
-        return {"token": token, "user": session.user_id, "session_id": session.session_id}
+    async def login(form: Login, request: Request) -> JSONResponse:
+        pair = await auth.sign_pair(form.user, client=client_info(request))
+        session = await auth.verify(pair.access_token)
+        answer: dict[str, Any] = {
+            "user": session.user_id,
+            "session_id": session.session_id,
+            "access_expires_at": pair.access_expires_at.isoformat(),
+            "refresh_expires_at": pair.refresh_expires_at.isoformat(),
+        }
+        if form.transport == "bearer":
+            answer |= {"access_token": pair.access_token, "refresh_token": pair.refresh_token}
+            return JSONResponse(answer)
+        # Cookies only: the page's scripts never hold a token (an XSS cannot take one away).
+        response = JSONResponse(answer)
+        set_session_cookie(response, pair.access_token, ACCESS_COOKIE, request)
+        set_session_cookie(response, pair.refresh_token, REFRESH_COOKIE, request)
+        return response
 
     @app.get("/api/me")
     async def me(session: Annotated[Session, Depends(current)]) -> dict[str, Any]:
@@ -149,39 +209,55 @@ def create_app(redis_url: str, *, secret: str | None = None, ttl: str = "30 minu
             "user": session.user_id,
             "session_id": session.session_id,
             "expires_at": session.expires_at.isoformat(),
+            "access_expires_at": _access_expires_at(session),
             "ttl": session.ttl,
+            "refresh_grace_seconds": grace_seconds,
         }
 
     @app.post("/api/extend")
     async def extend(
         session: Annotated[Session, Depends(current)],
-        token: Annotated[str | None, Depends(bearer)],
+        token: Annotated[str | None, Depends(token_of)],
     ) -> dict[str, Any]:
         extended = await auth.extend(token or "")
         return {"expires_at": extended.expires_at.isoformat(), "ttl": extended.ttl}
 
-    @app.get("/api/sessions")
-    async def sessions(session: Annotated[Session, Depends(current)]) -> list[dict[str, Any]]:
-        return [_info(info, session) for info in await auth.sessions(session.user_id)]
+    async def replay(stolen: str, delay_seconds: float) -> None:
+        await asyncio.sleep(delay_seconds)
+        try:
+            await auth.refresh(stolen)
+        except RefreshTokenReused:
+            return  # what the simulation shows: the session ended, every tab is told
+        except (AuthenticationError, StoreError) as exc:
+            _log.info("the simulated replay was refused: %s", exc)
+            return
+        _log.warning("the simulated replay was accepted: it came within the grace")
 
-    @app.delete("/api/sessions/{session_id}")
-    async def revoke(
-        session_id: str, session: Annotated[Session, Depends(current)]
-    ) -> dict[str, bool]:
-        if not await auth.revoke(session.user_id, session_id):
-            raise HTTPException(404, "No such session")
-        return {"revoked": True}
-
-    @app.post("/api/logout")
-    async def logout(
-        session: Annotated[Session, Depends(current)],
-        token: Annotated[str | None, Depends(bearer)],
-    ) -> dict[str, bool]:
-        return {"ended": await auth.destroy(token or "")}
-
-    @app.post("/api/logout-all")
-    async def logout_all(session: Annotated[Session, Depends(current)]) -> dict[str, int]:
-        return {"ended": await auth.destroy_all(session.user_id)}
+    @app.post("/api/refresh/theft")
+    async def theft(
+        request: Request, session: Annotated[Session, Depends(current)]
+    ) -> JSONResponse:
+        """Simulate a stolen refresh token: copy it, refresh as this browser, replay it late."""
+        # The refresh cookie's path (/api/refresh) covers this route: the "thief"
+        # copies it here. This route is CSRF-checked like every unsafe one.
+        stolen = request.cookies.get(REFRESH_COOKIE.name)
+        if not stolen:
+            raise HTTPException(400, "No refresh cookie: log in from the page first")
+        # This browser refreshes first (as it would on its timer): the copy is now spent.
+        pair = await auth.refresh(stolen)
+        delay = grace_seconds + _REPLAY_MARGIN_SECONDS
+        task = asyncio.create_task(replay(stolen, delay))
+        replays.add(task)
+        task.add_done_callback(replays.discard)
+        response = JSONResponse(
+            {
+                "access_expires_at": pair.access_expires_at.isoformat(),
+                "replay_in_seconds": delay,
+            }
+        )
+        set_session_cookie(response, pair.access_token, ACCESS_COOKIE, request)
+        set_session_cookie(response, pair.refresh_token, REFRESH_COOKIE, request)
+        return response
 
     @app.get("/api/events")
     async def events(session: Annotated[Session, Depends(current)]) -> StreamingResponse:
@@ -191,13 +267,19 @@ def create_app(redis_url: str, *, secret: str | None = None, ttl: str = "30 minu
             # Subscribed inside the generator, so that its `finally` always unsubscribes.
             subscription = auth.events.subscribe(*SHOWN_EVENTS)
             deadline = time.monotonic() + _STREAM_SECONDS
+            ended = False
             try:
                 yield ": connected\n\n"
                 while time.monotonic() < deadline:
                     try:
-                        async with asyncio.timeout(_HEARTBEAT_SECONDS):
+                        # Once this session has ended, the rest of its burst (a logout
+                        # everywhere ends every session at once, in any order) still goes out.
+                        wait = _LINGER_SECONDS if ended else _HEARTBEAT_SECONDS
+                        async with asyncio.timeout(wait):
                             event = await anext(subscription)
                     except TimeoutError:
+                        if ended:
+                            return
                         yield ": keep-alive\n\n"
                         continue
                     except StopAsyncIteration:  # the app is shutting down
@@ -209,7 +291,7 @@ def create_app(redis_url: str, *, secret: str | None = None, ttl: str = "30 minu
                         "destroyed",
                         "expired",
                     ):
-                        return
+                        ended = True
             finally:
                 await subscription.aclose()
 
