@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -65,9 +65,12 @@ async def _config(node: Node, name: str) -> str | None:
 
 
 async def _each(
-    nodes: list[Node], judge: Callable[[Node], Awaitable[tuple[Status, str]]]
-) -> tuple[Status, str]:
-    """Judge every node; the worst verdict wins and the details are joined."""
+    name: str,
+    nodes: list[Node],
+    judge: Callable[[Node], Awaitable[tuple[Status, str]]],
+    fixes: Mapping[Status, str],
+) -> Check:
+    """Judge every node: the worst verdict wins, the details are joined, its fix is given."""
     verdicts = [(node, *await judge(node)) for node in nodes]
     many = len(nodes) > 1
     worst: Status = "ok"
@@ -75,7 +78,8 @@ async def _each(
         if status == "problem" or (status == "skipped" and worst == "ok"):
             worst = status
     shown = [v for v in verdicts if v[1] == worst] if many and worst != "ok" else verdicts
-    return worst, "; ".join(f"{_label(node, many)}{detail}" for node, _, detail in shown)
+    detail = "; ".join(f"{_label(node, many)}{detail}" for node, _, detail in shown)
+    return Check(name, worst, detail, fixes.get(worst))
 
 
 async def check_connectivity(nodes: list[Node], pings: int = 5) -> Check:
@@ -110,9 +114,8 @@ async def check_version(nodes: list[Node]) -> Check:
             return "problem", f"{name} {text} is older than 6.2"
         return "ok", f"{name} {text}"
 
-    status, detail = await _each(nodes, judge)
-    fix = "upgrade to Redis 6.2 or newer (or Valkey)" if status == "problem" else None
-    return Check("server_version", status, detail, fix)
+    fix = "upgrade to Redis 6.2 or newer (or Valkey)"
+    return await _each("server_version", nodes, judge, {"problem": fix})
 
 
 async def check_eviction_policy(nodes: list[Node]) -> Check:
@@ -128,13 +131,8 @@ async def check_eviction_policy(nodes: list[Node]) -> Check:
             return "problem", f"maxmemory-policy {policy} can evict sessions and session indexes"
         return "ok", "maxmemory-policy noeviction"
 
-    status, detail = await _each(nodes, judge)
-    fix = (
-        "CONFIG SET maxmemory-policy noeviction (and size maxmemory for the sessions you keep)"
-        if status == "problem"
-        else None
-    )
-    return Check("eviction_policy", status, detail, fix)
+    fix = "CONFIG SET maxmemory-policy noeviction (and size maxmemory for the sessions you keep)"
+    return await _each("eviction_policy", nodes, judge, {"problem": fix})
 
 
 async def check_memory_headroom(nodes: list[Node]) -> Check:
@@ -152,9 +150,8 @@ async def check_memory_headroom(nodes: list[Node]) -> Check:
             return "problem", f"{detail} ({share:.0%}): new logins will be refused"
         return "ok", f"{detail} ({share:.0%})"
 
-    status, detail = await _each(nodes, judge)
-    fix = "raise maxmemory or add memory before logins fail" if status == "problem" else None
-    return Check("memory_headroom", status, detail, fix)
+    fix = "raise maxmemory or add memory before logins fail"
+    return await _each("memory_headroom", nodes, judge, {"problem": fix})
 
 
 async def check_persistence(nodes: list[Node]) -> Check:
@@ -172,12 +169,11 @@ async def check_persistence(nodes: list[Node]) -> Check:
             return "ok", f"RDB snapshots (save {save!r})"
         return "problem", "no RDB snapshots and no AOF: a restart ends every session"
 
-    status, detail = await _each(nodes, judge)
-    fix = {
+    fixes: dict[Status, str] = {
         "problem": "CONFIG SET appendonly yes (or a save schedule), then CONFIG REWRITE",
         "skipped": "ask an administrator to confirm that RDB or AOF is on",
-    }.get(status)
-    return Check("persistence", status, detail, fix)
+    }
+    return await _each("persistence", nodes, judge, fixes)
 
 
 async def check_keyspace_events(nodes: list[Node], kea: bool) -> Check:
@@ -196,12 +192,11 @@ async def check_keyspace_events(nodes: list[Node], kea: bool) -> Check:
             return "problem", f"notify-keyspace-events is {flags!r}, missing {missing!r}"
         return "ok", f"notify-keyspace-events {flags!r}"
 
-    status, detail = await _each(nodes, judge)
-    fix = {
+    fixes: dict[Status, str] = {
         "problem": f"CONFIG SET notify-keyspace-events {KEA_FLAGS} (or set it in redis.conf)",
         "skipped": f"ask an administrator to set notify-keyspace-events {KEA_FLAGS}",
-    }.get(status)
-    return Check("keyspace_events", status, detail, fix)
+    }
+    return await _each("keyspace_events", nodes, judge, fixes)
 
 
 async def check_clock(nodes: list[Node]) -> Check:
@@ -217,6 +212,5 @@ async def check_clock(nodes: list[Node]) -> Check:
             return "problem", detail + ": session expiry times and token checks disagree"
         return "ok", detail
 
-    status, detail = await _each(nodes, judge)
-    fix = "synchronise the clocks of this host and Redis (NTP)" if status == "problem" else None
-    return Check("clock_skew", status, detail, fix)
+    fix = "synchronise the clocks of this host and Redis (NTP)"
+    return await _each("clock_skew", nodes, judge, {"problem": fix})

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
-from .. import SessionInfo
+from .. import RedisJWT, SessionInfo
 from ..errors import ConfigurationError
 from ._common import (
     EXIT_OK,
@@ -21,6 +23,19 @@ from ._common import (
 )
 
 __all__ = ["count", "describe_device", "device_fields", "list_sessions", "revoke"]
+
+T = TypeVar("T")
+
+
+async def _ask(options: Options, call: Callable[[RedisJWT], Awaitable[T]]) -> T:
+    """Run one call against the configured Redis; a refused user id is exit 2."""
+    settings = load_settings()
+    async with build_auth(settings, options) as auth:
+        await require_redis(auth, redis_url(settings, options))
+        try:
+            return await call(auth)
+        except ConfigurationError as exc:
+            raise CommandError(str(exc), 2) from None
 
 
 def _when(moment: datetime | None) -> str:
@@ -63,13 +78,7 @@ def _ttl(seconds: int) -> str:
 
 async def list_sessions(options: Options, user_id: str) -> int:
     """Run ``redis-jwt sessions list USER``."""
-    settings = load_settings()
-    async with build_auth(settings, options) as auth:
-        await require_redis(auth, redis_url(settings, options))
-        try:
-            infos = await auth.sessions(user_id)
-        except ConfigurationError as exc:
-            raise CommandError(str(exc), 2) from None
+    infos = await _ask(options, lambda auth: auth.sessions(user_id))
     if options.json:
         print_json([info.model_dump(mode="json") for info in infos])
         return EXIT_OK
@@ -96,13 +105,7 @@ async def list_sessions(options: Options, user_id: str) -> int:
 
 async def count(options: Options, user_id: str) -> int:
     """Run ``redis-jwt sessions count USER``."""
-    settings = load_settings()
-    async with build_auth(settings, options) as auth:
-        await require_redis(auth, redis_url(settings, options))
-        try:
-            n = await auth.count(user_id)
-        except ConfigurationError as exc:
-            raise CommandError(str(exc), 2) from None
+    n = await _ask(options, lambda auth: auth.count(user_id))
     if options.json:
         print_json({"user_id": user_id, "count": n})
     else:
@@ -117,16 +120,13 @@ async def revoke(options: Options, user_id: str, session_id: str | None) -> int:
     a problem (exit 1): the operator typed an id that matches nothing. ``--all``
     on a user without sessions is not: there was nothing to end.
     """
-    settings = load_settings()
-    async with build_auth(settings, options) as auth:
-        await require_redis(auth, redis_url(settings, options))
-        try:
-            if session_id is None:
-                revoked = await auth.destroy_all(user_id)
-            else:
-                revoked = 1 if await auth.revoke(user_id, session_id) else 0
-        except ConfigurationError as exc:
-            raise CommandError(str(exc), 2) from None
+
+    async def call(auth: RedisJWT) -> int:
+        if session_id is None:
+            return await auth.destroy_all(user_id)
+        return 1 if await auth.revoke(user_id, session_id) else 0
+
+    revoked = await _ask(options, call)
     if options.json:
         print_json({"revoked": revoked})
     else:

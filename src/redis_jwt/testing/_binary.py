@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["ENV_OVERRIDE", "RedisBinary", "default_redis_server", "find_redis_servers"]
+__all__ = [
+    "ENV_OVERRIDE",
+    "RedisBinary",
+    "default_redis_server",
+    "find_redis_servers",
+    "resolve_binary",
+]
 
 ENV_OVERRIDE = "REDIS_JWT_TEST_REDIS_SERVER"
 """Environment variable naming one ``redis-server`` binary that overrides discovery."""
@@ -209,3 +215,12 @@ def default_redis_server() -> RedisBinary:
             f"redis-server on PATH, or set {ENV_OVERRIDE}=/path/to/redis-server"
         )
     return binaries[0]
+
+
+def resolve_binary(binary: RedisBinary | str | None) -> RedisBinary:
+    """The binary a server, cluster or sentinel set was given: a path, or the default."""
+    if binary is None:
+        return default_redis_server()
+    if isinstance(binary, str):
+        return RedisBinary.from_path(binary)
+    return binary

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Self
 
-from redis_jwt.testing._binary import RedisBinary, default_redis_server
+from redis_jwt.testing._binary import RedisBinary, resolve_binary
 from redis_jwt.testing._managed import Managed
 from redis_jwt.testing.server import RedisCommandError, RedisServer, stop_servers, wait_until
 
@@ -89,11 +89,7 @@ class RedisClusterSet(Managed):
         startup_timeout_seconds: float = 30.0,
         extra_args: Sequence[str] = (),
     ) -> None:
-        if binary is None:
-            binary = default_redis_server()
-        elif isinstance(binary, str):
-            binary = RedisBinary.from_path(binary)
-        self.binary: RedisBinary = binary
+        self.binary: RedisBinary = resolve_binary(binary)
         self.node_timeout_ms = node_timeout_ms
         self.startup_timeout_seconds = startup_timeout_seconds
         self._primary_count = primaries
@@ -108,7 +104,7 @@ class RedisClusterSet(Managed):
             *extra_args,
         ]  # fmt: skip
         self.nodes: list[RedisServer] = [
-            RedisServer(binary, extra_args=args) for _ in range(primaries * 2)
+            RedisServer(self.binary, extra_args=args) for _ in range(primaries * 2)
         ]
         self._node_ids: dict[int, str] = {}
         self._killed_at: dict[int, float] = {}

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
-from redis_jwt.testing._binary import RedisBinary, default_redis_server
+from redis_jwt.testing._binary import RedisBinary, resolve_binary
 from redis_jwt.testing._managed import Managed
 from redis_jwt.testing.server import RedisServer, stop_servers, wait_until
 
@@ -57,18 +57,14 @@ class RedisSentinelSet(Managed):
         failover_timeout_ms: int = 5000,
         startup_timeout_seconds: float = 30.0,
     ) -> None:
-        if binary is None:
-            binary = default_redis_server()
-        elif isinstance(binary, str):
-            binary = RedisBinary.from_path(binary)
-        self.binary: RedisBinary = binary
+        self.binary: RedisBinary = resolve_binary(binary)
         self.service_name = service_name
         self.down_after_ms = down_after_ms
         self.failover_timeout_ms = failover_timeout_ms
         self.startup_timeout_seconds = startup_timeout_seconds
-        self.data_servers: list[RedisServer] = [RedisServer(binary, extra_args=_DATA_ARGS)]
+        self.data_servers: list[RedisServer] = [RedisServer(self.binary, extra_args=_DATA_ARGS)]
         self.sentinel_servers: list[RedisServer] = [
-            _SentinelServer(binary, self._sentinel_config) for _ in range(3)
+            _SentinelServer(self.binary, self._sentinel_config) for _ in range(3)
         ]
         self._initial_primary = self.data_servers[0]
         self._killed: tuple[RedisServer, float] | None = None

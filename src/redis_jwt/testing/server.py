@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import quote
 
-from redis_jwt.testing._binary import RedisBinary, default_redis_server
+from redis_jwt.testing._binary import RedisBinary, resolve_binary
 from redis_jwt.testing._managed import Managed
 from redis_jwt.testing._resp import (
     _RESERVED_PORTS,
@@ -111,11 +111,7 @@ class RedisServer(Managed):
         _require_loopback(host)
         if port in _RESERVED_PORTS:
             raise ValueError(f"port {port} is reserved for the machine's own Redis")
-        if binary is None:
-            binary = default_redis_server()
-        elif isinstance(binary, str):
-            binary = RedisBinary.from_path(binary)
-        self.binary: RedisBinary = binary
+        self.binary: RedisBinary = resolve_binary(binary)
         self.host = host
         self.password = password
         self.extra_args: tuple[str, ...] = tuple(extra_args)
