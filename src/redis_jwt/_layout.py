@@ -5,7 +5,7 @@ escaped so that it can hold no ``{`` or ``}``, is the key's hash tag.
 
     <prefix>:{<escaped user id>}:s:<session id>   HASH  the session (expires with it)
     <prefix>:{<escaped user id>}:i                ZSET  session ids scored by expiry (ms)
-    <prefix>:{<escaped user id>}:q:<call id>      STRING a writing call's outcome, until its deadline
+    <prefix>:{<escaped user id>}:q:<call id>      STRING one call's outcome, until its deadline
     <prefix>:{x<b>}:due      (b = 0..15)          ZSET  expiry schedule: key -> due (ms)
     <prefix>:{x<b>}:gone                          ZSET  recent expiries: key -> reported (ms)
 
