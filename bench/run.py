@@ -28,10 +28,12 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench._common import (
+    LoopName,
     event_loop_factory,
     format_table,
     human_rate,
@@ -122,7 +124,7 @@ def format_micro(micro: MicroResult, concurrencies: tuple[int, ...]) -> str:
 
 
 def format_memory(memory: MemoryResult) -> str:
-    """The memory table."""
+    """The memory table, the breakdown of one session's bytes, and the call marker."""
     rows = [
         [
             f"redis-jwt session ({memory.sessions} sessions, 1 per user)",
@@ -136,7 +138,41 @@ def format_memory(memory: MemoryResult) -> str:
         ],
     ]
     headers = ["what", "INFO used_memory / session", "MEMORY USAGE: session + index key"]
-    return format_table(headers, rows)
+    parts: list[tuple[str, float]] = [
+        (
+            "session hash (MEMORY USAGE: name, object, listpack, dict entry)",
+            memory.session_key_bytes,
+        ),
+        ("per-user index zset (MEMORY USAGE, the same parts)", memory.index_key_bytes),
+        ("expiry entries + key-table slots (MEMORY STATS)", memory.keyspace_bytes),
+        ("the rest: allocator rounding of dict entries, script cache", memory.other_bytes),
+        ("total: INFO used_memory growth / session", memory.bytes_per_session),
+    ]
+    breakdown = format_table(
+        ["where one session's bytes go", "bytes"], [[p, f"{b:.1f}"] for p, b in parts]
+    )
+    marker = (
+        f"main key table grown by {memory.table_slots} slots for {memory.tables.keys} keys; "
+        f"connection buffers {memory.tables.clients:+d} B, script cache "
+        f"{memory.tables.scripts:+d} B (in the rest);\n"
+        f"call marker (one per sign, kept until the call's deadline): MEMORY USAGE "
+        f"{memory.marker_key_bytes:.0f} B + a 24 B expiry entry, at most "
+        f"{memory.markers_pending} pending after a chunk of signs; "
+        f"{memory.stray_keys} keys beyond 2 per session when measured"
+    )
+    return "\n".join([format_table(headers, rows), "", breakdown, marker])
+
+
+def memory_target(memory: MemoryResult | None) -> Target:
+    """Issue 15: at most 300 bytes of INFO used_memory per session at 100 000 sessions."""
+    per = memory.bytes_per_session if memory is not None else 0.0
+    return Target(
+        "memory per session <= 300 B (INFO used_memory)",
+        1.0,
+        300.0 / per if per > 0 else None,
+        "not measured: --skip-memory",
+        shown=f"{per:.0f} B" if per > 0 else "",
+    )
 
 
 def targets(
@@ -237,11 +273,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--only-memory", action="store_true", help="run only the memory test (and its target)"
+    )
     parser.add_argument("--skip-revocation", action="store_true")
     parser.add_argument(
         "--revocation-trials", type=int, default=None, help="trials (default 300, quick 50)"
     )
     return parser.parse_args(argv)
+
+
+def only_memory(
+    args: argparse.Namespace, sessions: int, loop: LoopName, progress: Callable[[str], None]
+) -> None:
+    """``--only-memory``: the memory test on a fresh server, its table and its target."""
+    with RedisServer() as fresh, asyncio.Runner(loop_factory=event_loop_factory(loop)) as r:
+        redis_version = ".".join(map(str, fresh.version))
+        progress(f"redis-server {redis_version} on {fresh.url}")
+        memory = r.run(run_memory(fresh.url, sessions, progress))
+    versions = package_versions()
+    print()
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    print(f"redis-server {redis_version}")
+    print()
+    print(format_memory(memory))
+    print()
+    goal = memory_target(memory)
+    print(format_targets([goal]))
+    if args.json is not None:
+        payload = {
+            "machine": machine_info(),
+            "versions": {**versions, "redis-server": redis_version},
+            "memory": memory.as_dict(),
+            "targets": [goal.as_dict()],
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -271,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
     def progress(message: str) -> None:
         print(f"  .. [{time.perf_counter() - began:5.0f} s] {message}", flush=True)
 
+    if args.only_memory:
+        only_memory(args, sessions, loop, progress)
+        return
     memory: MemoryResult | None = None
     http: HttpResult | None = None
     revocation: RevocationResult | None = None
@@ -295,7 +366,7 @@ def main(argv: list[str] | None = None) -> None:
 
     machine = machine_info()
     versions = package_versions()
-    goals = targets(micro, http, local_cache, revocation)
+    goals = [*targets(micro, http, local_cache, revocation), memory_target(memory)]
     print()
     print(
         f"machine: {machine['cpu']}, {machine['cores']} cores "

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from importlib import resources
 
 import pytest
 from redis.asyncio import Redis
@@ -245,3 +246,36 @@ async def test_a_sign_that_timed_out_on_a_paused_server_never_applies(
         assert await raw.dbsize() == 2  # the session and its index, nothing else
     finally:
         await raw.aclose()
+
+
+# -- sign run twice: the call marker --------------------------------------------
+
+
+async def _sign_twice(auth: RedisJWT, user_id: str, sid: str, limit: int) -> list[object]:
+    # A retry after a lost reply reaches Redis a second time: the call marker answers it.
+    layout = auth.layout
+    keys = (
+        layout.session_key(user_id, sid),
+        layout.index_key(user_id),
+        layout.call_key(user_id, sid),
+    )
+    deadline = int((time.time() + 5) * 1000)
+    exp = int(time.time()) + 3600
+    args = (sid, 60, exp, "", limit, "", layout.session_prefix(user_id), user_id, "test",
+            deadline, "", "", 0)  # fmt: skip
+    source = (resources.files("redis_jwt") / "scripts" / "sign.lua").read_text("utf-8")
+    first = await auth.redis.eval(source, len(keys), *keys, *args)
+    marker = await auth.redis.object("encoding", keys[2])
+    second = await auth.redis.eval(source, len(keys), *keys, *args)
+    assert second == first
+    assert [int(v) for v in first[:3]] == [1, int(first[1]), 60_000]
+    return [marker, *first[3:]]
+
+
+async def test_a_sign_run_twice_returns_its_first_outcome(auth: RedisJWT) -> None:
+    # Nothing evicted: the marker holds the creation time alone, stored as an integer.
+    assert await _sign_twice(auth, "twice", "A" * 22, 0) == [b"int"]
+    assert await auth.count("twice") == 1
+    # An eviction is remembered in full: the second run evicts nothing more.
+    assert (await _sign_twice(auth, "twice", "B" * 22, 1))[1:] == [b"A" * 22]
+    assert [i.session_id for i in await auth.sessions("twice")] == ["B" * 22]

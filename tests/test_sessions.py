@@ -173,8 +173,13 @@ async def test_every_key_of_a_user_shares_one_hash_slot(auth: RedisJWT) -> None:
     for user_id in WEIRD_USER_IDS:
         token = await auth.sign(user_id)
         sid = (await auth.verify(token)).session_id
-        keys = [auth.layout.session_key(user_id, sid), auth.layout.index_key(user_id)]
+        keys = [
+            auth.layout.session_key(user_id, sid),
+            auth.layout.index_key(user_id),
+            auth.layout.call_key(user_id, sid),
+        ]
         assert len({key_slot(k.encode()) for k in keys}) == 1
+        assert keys[2] == f"{auth.layout.user_tag(user_id)}:q:{sid}"  # docs/layout.md
         assert auth.layout.parse_session_key(keys[0]) == (user_id, sid)
 
 

@@ -5,6 +5,7 @@ escaped so that it can hold no ``{`` or ``}``, is the key's hash tag.
 
     <prefix>:{<escaped user id>}:s:<session id>   HASH  the session (expires with it)
     <prefix>:{<escaped user id>}:i                ZSET  session ids scored by expiry (ms)
+    <prefix>:{<escaped user id>}:q:<call id>      STRING one call's outcome, until its deadline
     <prefix>:{x<b>}:due      (b = 0..15)          ZSET  expiry schedule: key -> due (ms)
     <prefix>:{x<b>}:gone                          ZSET  recent expiries: key -> reported (ms)
 
@@ -116,6 +117,10 @@ class Layout:
     def marker_key(self, user_id: str) -> str:
         """Return the key of the short-lived marker written in the user's slot before ``WAIT``."""
         return f"{self.prefix}:{{{escape_user_id(user_id)}}}:w"
+
+    def call_key(self, user_id: str, call_id: str) -> str:
+        """Return the key of one writing call's marker (its outcome, kept until its deadline)."""
+        return f"{self.prefix}:{{{escape_user_id(user_id)}}}:q:{call_id}"
 
     def index_key(self, user_id: str) -> str:
         """Return the key of the user's session index."""

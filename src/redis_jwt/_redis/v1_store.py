@@ -96,7 +96,7 @@ class V1Store:
 
     def _call_key(self, user_id: str, call_id: str) -> str:
         """The marker of one writing call (docs/layout.md, "Call markers")."""
-        return f"{self.layout.user_tag(user_id)}:q:{call_id}"
+        return self.layout.call_key(user_id, call_id)
 
     async def _declaring(
         self,

@@ -1,7 +1,9 @@
 -- redis-jwt layout v1: create a session, enforcing the per-user limit atomically.
 -- KEYS[1] session key   <prefix>:{<tag>}:s:<sid>
 -- KEYS[2] index key     <prefix>:{<tag>}:i
--- KEYS[3] call marker   <prefix>:{<tag>}:q:<sid>   (the outcome, kept until the deadline)
+-- KEYS[3] call marker   <prefix>:{<tag>}:q:<sid>   (the outcome, kept until the deadline:
+--                       'created ttl_ms [evicted...]', or 'created' alone when nothing
+--                       was evicted and created is the Redis time of the run)
 -- KEYS[4...] the session keys of the index's live members (Cluster: see ARGV[13])
 -- ARGV[1] session id
 -- ARGV[2] idle ttl, whole seconds
@@ -34,10 +36,15 @@ local function int(n) return string.format('%.0f', n) end
 if now_ms > deadline then
   return redis.error_reply('ERR redis-jwt: late: the call ran past its deadline')
 end
+-- The ttl of a session created at Redis time now_ms.
+local function ttl_at(ms) return math.min(idle * 1000, exp * 1000 - ms) end
 local done = redis.call('GET', marker)
 if done then
   local reply = {1}
   for word in string.gmatch(done, '%S+') do reply[#reply + 1] = word end
+  if #reply == 2 then -- the short form: the creation time was the Redis time of the run
+    reply[3] = int(ttl_at(math.floor(tonumber(done) / 1000)))
+  end
   return reply
 end
 
@@ -45,7 +52,7 @@ local cap_ms = exp * 1000 - now_ms
 if cap_ms < 1 then
   return redis.error_reply('ERR redis-jwt: session expiry lies in the past')
 end
-local ttl_ms = math.min(idle * 1000, cap_ms)
+local ttl_ms = ttl_at(now_ms)
 
 local created = now_us
 local victims, vanished, undeclared = {}, {}, {}
@@ -85,7 +92,11 @@ end
 local reply = {int(created), int(ttl_ms)}
 for _, victim in ipairs(victims) do reply[#reply + 1] = victim end
 -- The first write (see above). The marker outlives every run that may still come.
-redis.call('SET', marker, table.concat(reply, ' '), 'PX', int(deadline - now_ms + 1))
+-- Nothing evicted and created = now: the creation time alone tells the outcome
+-- (the ttl follows from it and the arguments), and Redis stores it as an integer.
+local outcome = table.concat(reply, ' ')
+if #victims == 0 and created == now_us then outcome = reply[1] end
+redis.call('SET', marker, outcome, 'PX', int(deadline - now_ms + 1))
 for _, victim in ipairs(victims) do
   if not undeclared[victim] then
     redis.call('DEL', base .. victim)
