@@ -10,6 +10,7 @@ silently slower or wrong.
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 from datetime import UTC, datetime
 from typing import Any
@@ -178,6 +179,52 @@ def test_each_pyjwt_instance_has_its_own_jws() -> None:
     assert own is not None
     assert isinstance(own.get_algorithm_by_name("HS256"), _PreparedHMAC)
     assert not isinstance(jwt.api_jws.get_algorithm_by_name("HS256"), _PreparedHMAC)
+
+
+def _segment_corpus() -> list[bytes]:
+    """Token segments of every shape: valid, padded, junk, impossible lengths, non-canonical."""
+    corpus: list[bytes] = [b"", b"=", b"==", b"===", b"A", b"AA", b"AAA", b"AAAA", b"A===", b"Zg"]
+    for size in range(0, 40):
+        data = bytes(range(size))
+        encoded = base64.urlsafe_b64encode(data)
+        stripped = encoded.rstrip(b"=")
+        corpus += [encoded, stripped, stripped + b"=", stripped + b"==", stripped + b"==="]
+        if stripped:
+            last = stripped[-1:]
+            # Another last character: non-canonical when its low bits were unused.
+            for other in (b"B", b"h", b"-", b"_", b"0"):
+                if other != last:
+                    corpus.append(stripped[:-1] + other)
+            corpus += [b"+" + stripped, b"/" + stripped, stripped + b".", stripped + b"\n"]
+            corpus += [stripped + b"\xff", b" " + stripped, stripped[:1] + b"!" + stripped[1:]]
+            corpus.append(base64.b64encode(data).rstrip(b"="))  # the standard alphabet
+    return corpus
+
+
+def test_segments_decode_as_pyjwt_decodes_them() -> None:
+    """PyJWT 2.14 - 2.15: ``PyJWS._load`` decodes its segments through the private static
+    ``_decode_base64url_segment``; the faster decoder gives the same bytes or PyJWT's own error."""
+    pyjwt()
+    original = jwt.PyJWS._decode_base64url_segment
+    jws = jwt.PyJWS()
+    assert _compat.fast_segment_decoding(jws), "PyJWS._load no longer uses the segment decoder"
+    assert "_decode_base64url_segment" not in vars(jwt.PyJWS())  # only that instance changed
+    fast = vars(jws)["_decode_base64url_segment"]
+    for segment in _segment_corpus():
+        for name in ("header", "payload", "crypto"):
+            try:
+                expected: bytes | str = original(segment, name)
+            except jwt.DecodeError as exc:
+                expected = f"DecodeError: {exc}"
+            try:
+                got: bytes | str = fast(segment, name)
+            except jwt.DecodeError as exc:
+                got = f"DecodeError: {exc}"
+            assert got == expected, (segment, name)
+    # The prepared instance of the codec has it.
+    own = _compat.instance_jws(prepared_jwt(KeyRing.from_secret(SECRET, "HS256")))
+    assert own is not None
+    assert "_decode_base64url_segment" in vars(own)
 
 
 # -- pydantic --------------------------------------------------------------
