@@ -248,7 +248,6 @@ class Bench:
         self.cold_tokens = await fill(
             lambda i: cold.sign(f"bench-cold-{i}", data_session={"ip": "203.0.113.7"}),
             COLD_POOL,
-            concurrency=128,
         )
         floor = self.floor_redis
         for pool in (self.tokens, self.cold_tokens):

@@ -162,7 +162,7 @@ def instance_jws(instance: jwt.PyJWT) -> jwt.PyJWS | None:
 # segment goes to PyJWT's own function, so every refusal is PyJWT's own.
 _SEGMENT_ALPHABET = re.compile(rb"[A-Za-z0-9_-]*")
 _SEGMENT_DECODER = "_decode_base64url_segment"
-_SAMPLE_COMPACT = (  # an unsigned-looking JWS of the claims {"sub": "u"}
+_SAMPLE_COMPACT = (  # a JWS of the claims {"sub": "u"}, only parsed (its key is irrelevant)
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJ1In0."
     "ZIjqc3XjDV4RgKOZpF3PuqKBNPXOfRBmprp13hGvuLk"
 )
