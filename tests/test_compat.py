@@ -21,6 +21,7 @@ import pytest
 import redis
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel
 
 from redis_jwt import Session, _compat
@@ -82,7 +83,8 @@ async def test_pool_checkout_matches_get_connection(redis_url: str) -> None:
 
 
 async def test_untimed_reads_lifts_and_restores_the_socket_timeout(redis_url: str) -> None:
-    """redis-py 5.2.1 - 8.x: a connection's per-read timeout is its ``socket_timeout``."""
+    """redis-py 5.2.1 - 8.x: a connection's per-read timeout, and the timeout of a send
+    (run in a task of its own by ``asyncio.wait_for``), is its ``socket_timeout``."""
     redis_py()
     client = Redis.from_url(redis_url, socket_timeout=0.5)
     try:
@@ -99,6 +101,10 @@ async def test_untimed_reads_lifts_and_restores_the_socket_timeout(redis_url: st
             await pool.release(conn)
     finally:
         await client.aclose()
+    # What lifting it saves on a write: redis-py runs a timed send in a task of its own.
+    send = inspect.getsource(AbstractConnection.send_packed_command)
+    assert "wait_for" in send
+    assert "if self.socket_timeout" in send
 
 
 def test_side_connections_accept_every_other_pool_kwarg(redis_url: str) -> None:

@@ -60,11 +60,12 @@ def checkout(pool: Any) -> Awaitable[Any]:
 
 
 class untimed_reads:  # noqa: N801 - used like a function: ``with untimed_reads(conn):``
-    """Read replies without redis-py's per-read timeout (redis-py 5.2 - 8.x).
+    """Read replies (or write) without redis-py's per-call timeout (redis-py 5.2 - 8.x).
 
-    redis-py wraps every ``read_response`` in a timeout of its own when the
-    connection has a ``socket_timeout``; the caller's deadline bounds the whole
-    batch instead. The connection must be the caller's alone meanwhile. (A
+    redis-py wraps every ``read_response`` in a timeout of its own, and runs
+    every ``send_packed_command`` in a task of its own (``asyncio.wait_for``),
+    when the connection has a ``socket_timeout``; the caller's deadline bounds
+    the whole batch instead. The connection must be the caller's alone meanwhile. (A
     class, not a generator: it runs once per pipelined batch.)
     """
 
