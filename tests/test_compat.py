@@ -101,7 +101,12 @@ async def test_untimed_reads_lifts_and_restores_the_socket_timeout(redis_url: st
             await pool.release(conn)
     finally:
         await client.aclose()
-    # What lifting it saves on a write: redis-py runs a timed send in a task of its own.
+
+
+def test_a_timed_send_runs_in_a_task_of_its_own() -> None:
+    """redis-py 5.2.1 - 8.x: with a ``socket_timeout``, ``send_packed_command`` runs the
+    write under ``asyncio.wait_for`` (a task): what lifting the timeout saves on a write."""
+    redis_py()
     send = inspect.getsource(AbstractConnection.send_packed_command)
     assert "wait_for" in send
     assert "if self.socket_timeout" in send
