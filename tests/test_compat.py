@@ -24,7 +24,7 @@ from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel
 
-from redis_jwt import Session, _compat
+from redis_jwt import Session, TokenPair, _compat
 from redis_jwt._token_cache import _PreparedHMAC, prepared_jwt
 from redis_jwt.keys import KeyRing
 
@@ -262,3 +262,22 @@ def test_sessions_are_filled_like_model_construct() -> None:
     built = _compat.direct_constructor(Session, sample)(dict(sample))
     assert built == Session.model_construct(**sample)
     assert built.model_dump() == Session.model_construct(**sample).model_dump()
+
+
+def test_token_pairs_are_filled_like_model_construct() -> None:
+    """pydantic 2.6.4 - 2.14: the direct fill of TokenPair (refresh, sign_pair) equals
+    ``model_construct``."""
+    pydantic_v()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    sample: dict[str, Any] = {
+        "access_token": "a",
+        "refresh_token": "r",
+        "access_expires_at": at,
+        "refresh_expires_at": at,
+    }
+    assert _compat.direct_construction_matches(TokenPair, sample), (
+        "pydantic stores models differently: TokenPair would be built by model_construct"
+    )
+    built = _compat.direct_constructor(TokenPair, sample)(dict(sample))
+    assert built == TokenPair.model_construct(**sample)
+    assert built.model_dump_json() == TokenPair.model_construct(**sample).model_dump_json()

@@ -135,3 +135,22 @@ def test_cold_tokens_of_every_badness_fail_as_with_plain_pyjwt() -> None:
         assert _outcome(fast, token, verify_exp=False) == _outcome(plain, token, verify_exp=False)
     assert fast._cache.hits == 0
     assert _outcome(fast, genuine) == _outcome(plain, genuine)
+
+
+async def test_refresh_tokens_are_never_remembered(auth: RedisJWT) -> None:
+    """A refresh token is spent once: caching it would only push session tokens out."""
+    codec: TokenCodec = auth._backend.codec  # type: ignore[attr-defined]
+    pair = await auth.sign_pair("u")
+    size = len(codec._cache)
+    for _ in range(2):
+        with pytest.raises(errors.InvalidToken, match="refresh token is no session token"):
+            await auth.verify(pair.refresh_token)
+    assert codec.decode(pair.refresh_token, refresh=True)["use"] == "refresh"
+    assert len(codec._cache) == size
+    await auth.verify(pair.access_token)  # a session token still is
+    assert len(codec._cache) == size + 1
+    with pytest.raises(errors.InvalidToken, match="this is no refresh token"):
+        codec.decode(pair.access_token, refresh=True)  # answered from the cache
+    next_pair = await auth.refresh(pair.refresh_token)
+    assert len(codec._cache) == size + 1
+    assert (await auth.verify(next_pair.access_token)).user_id == "u"

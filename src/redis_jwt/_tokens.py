@@ -169,8 +169,14 @@ class TokenCodec:
             raise InvalidToken("the token header is not acceptable")
         claims: dict[str, Any] = decoded["payload"]
         self._check_claims(claims)
+        if "use" in claims:
+            # A refresh token is spent once: remembering it would only push
+            # session tokens, which come back with every request, out of the cache.
+            if not refresh:
+                raise InvalidToken(_WRONG_KIND[refresh])
+            return claims
         self._cache.put(token, claims)
-        if ("use" in claims) is not refresh:
+        if refresh:
             raise InvalidToken(_WRONG_KIND[refresh])
         return claims
 
