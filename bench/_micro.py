@@ -212,11 +212,14 @@ class Bench:
         # refresh replaces by their successor (one chain per slot).
         self.access_tokens: list[str] = []
         self.refresh_tokens: list[str] = []
-        # COLD_POOL sessions of as many users; every cold case takes the next
-        # token of one shared cursor, so a token comes back only after
-        # COLD_POOL other verifies, long after any cache has let it go.
+        # COLD_POOL sessions of as many users. Each instance (and the floor) takes
+        # the next token of a cursor of its own: a token comes back to an
+        # instance only after COLD_POOL other verifies there, each remembered,
+        # long after its cache (a third of that) has let it go. (One shared
+        # cursor let a token come back sooner to an instance whose cases ran
+        # fewer of the operations in between.)
         self.cold_tokens: list[str] = []
-        self.cold_cursor = itertools.count()
+        self.cold_cursors = {name: itertools.count() for name in ("floor", "plain", "sliding")}
 
     async def open(self) -> None:
         """Connect everything and create the read pools (untimed)."""
@@ -311,11 +314,14 @@ class Bench:
         async def verify(i: int) -> object:
             return await auth.verify(tokens[i % POOL])
 
-        cold_tokens, cursor = self.cold_tokens, self.cold_cursor
+        cold_tokens, cursors = self.cold_tokens, self.cold_cursors
+        floor_cursor, cursor = cursors["floor"], cursors["plain"]
+        sliding_cursor = cursors["sliding"]
         cold, cold_sliding = self.auth_cold, self.auth_cold_sliding
 
         async def floor_cold(_i: int) -> object:
-            claims = decode(cold_tokens[next(cursor) % COLD_POOL], SECRET, algorithms=algorithms)
+            token = cold_tokens[next(floor_cursor) % COLD_POOL]
+            claims = decode(token, SECRET, algorithms=algorithms)
             value = await floor.get(f"floor:{claims['sid']}")
             if value is None:
                 raise RuntimeError("the floor's session is missing")
@@ -325,7 +331,7 @@ class Bench:
             return await cold.verify(cold_tokens[next(cursor) % COLD_POOL])
 
         async def verify_sliding_cold(_i: int) -> object:
-            return await cold_sliding.verify(cold_tokens[next(cursor) % COLD_POOL])
+            return await cold_sliding.verify(cold_tokens[next(sliding_cursor) % COLD_POOL])
 
         async def verify_with_session_cold(_i: int) -> object:
             return await cold.verify(cold_tokens[next(cursor) % COLD_POOL], with_session=True)
