@@ -31,6 +31,7 @@ from starsessions.stores.redis import RedisStore
 from bench._common import Stats
 from bench._rivals import BenchUser, InMemoryUserDatabase, UserManager, make_users
 from redis_jwt import RedisJWT
+from redis_jwt._token_cache import MAX_ENTRIES
 
 __all__ = ["MicroResult", "Settings", "run_micro"]
 
@@ -41,6 +42,10 @@ SECRET = secrets.token_urlsafe(48)
 LIFETIME_SECONDS = 3600
 # Sessions in the read pools: many users, so no single key or index is hot.
 POOL = 1000
+# Sessions of the distinct-token ("cold") cases: one per user, each operation a
+# different token, three times what the decoded-token cache holds, so that
+# every verify pays the whole decode (see the check in Bench.open).
+COLD_POOL = 3 * MAX_ENTRIES
 # A hard bound on operations per round, whatever the deadline says.
 MAX_OPS_PER_ROUND = 2_000_000
 
@@ -63,7 +68,7 @@ class Case:
     column: ``read`` -> read_token, ``write`` -> write_token, ``destroy`` ->
     destroy_token. ``refill`` (destroy cases) prepares a fresh pool of live
     sessions before each round, outside the timed window, and returns how many
-    operations the round may run.
+    operations the round may run. ``floor`` is the case of its "x floor" ratio.
     """
 
     key: str
@@ -71,16 +76,26 @@ class Case:
     kind: Kind
     op: Op
     refill: Callable[[int], Awaitable[int]] | None = None
+    floor: str = "floor"
 
 
 @dataclass(slots=True)
 class MicroResult:
-    """The rounds of every (case, concurrency) and what the report needs to know."""
+    """The rounds of every (case, concurrency) and what the report needs to know.
+
+    ``floors`` names, for each case, the floor case of its "x floor" column:
+    ``floor`` (1 000 tokens, repeated) or ``floor_cold`` (distinct tokens).
+    """
 
     labels: dict[str, str]
     kinds: dict[str, Kind]
     stats: dict[tuple[str, int], Stats]
     unavailable: dict[str, str] = field(default_factory=dict)
+    floors: dict[str, str] = field(default_factory=dict)
+
+    def floor_of(self, key: str) -> str:
+        """The floor case that ``key``'s "x floor" ratio divides by."""
+        return self.floors.get(key, "floor")
 
 
 async def measure(op: Op, concurrency: int, seconds: float, max_ops: int) -> float:
@@ -162,6 +177,12 @@ class Bench:
             track_activity=True,
             activity_resolution=1,
         )
+        # The distinct-token cases: instances of their own, so that their tokens
+        # never push the repeated ones out of the other instances' token caches.
+        self.auth_cold = RedisJWT(secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS)
+        self.auth_cold_sliding = RedisJWT(
+            secret=SECRET, redis_url=redis_url, ttl=LIFETIME_SECONDS, sliding=True
+        )
         self.auth_cached: RedisJWT | None = None
         if accepts_local_cache():
             options: dict[str, Any] = {"local_cache": True}
@@ -191,6 +212,14 @@ class Bench:
         # refresh replaces by their successor (one chain per slot).
         self.access_tokens: list[str] = []
         self.refresh_tokens: list[str] = []
+        # COLD_POOL sessions of as many users. Each instance (and the floor) takes
+        # the next token of a cursor of its own: a token comes back to an
+        # instance only after COLD_POOL other verifies there, each remembered,
+        # long after its cache (a third of that) has let it go. (One shared
+        # cursor let a token come back sooner to an instance whose cases ran
+        # fewer of the operations in between.)
+        self.cold_tokens: list[str] = []
+        self.cold_cursors = {name: itertools.count() for name in ("floor", "plain", "sliding")}
 
     async def open(self) -> None:
         """Connect everything and create the read pools (untimed)."""
@@ -200,6 +229,8 @@ class Bench:
         await self.auth_sliding.open()
         await self.auth_activity.open()
         await self.auth_activity_1s.open()
+        await self.auth_cold.open()
+        await self.auth_cold_sliding.open()
         if self.auth_cached is not None:
             await self.auth_cached.open()
         auth = self.auth
@@ -216,12 +247,18 @@ class Bench:
                 lambda i: auth.sign(f"bench-cached-{i}", data_session={"ip": "203.0.113.7"}),
                 POOL,
             )
+        cold = self.auth_cold
+        self.cold_tokens = await fill(
+            lambda i: cold.sign(f"bench-cold-{i}", data_session={"ip": "203.0.113.7"}),
+            COLD_POOL,
+        )
         floor = self.floor_redis
-        async with floor.pipeline(transaction=False) as pipe:
-            for token in self.tokens:
-                claims = jwt.decode(token, SECRET, algorithms=["HS256"])
-                pipe.set(f"floor:{claims['sid']}", claims["sub"], ex=LIFETIME_SECONDS)
-            await pipe.execute()
+        for pool in (self.tokens, self.cold_tokens):
+            async with floor.pipeline(transaction=False) as pipe:
+                for token in pool:
+                    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+                    pipe.set(f"floor:{claims['sid']}", claims["sub"], ex=LIFETIME_SECONDS)
+                await pipe.execute()
         strategy = self.fu_strategy
         self.fu_tokens = await fill(lambda i: strategy.write_token(self.users[i]), POOL)
         store, serializer = self.ss_store, self.ss_serializer
@@ -242,12 +279,21 @@ class Bench:
             self.auth_sliding,
             self.auth_activity,
             self.auth_activity_1s,
+            self.auth_cold,
+            self.auth_cold_sliding,
             self.auth_cached,
         ):
             if auth is not None:
                 await auth.aclose()
         for client in (self.floor_redis, self.fu_redis, self.ss_redis):
             await client.aclose()
+
+    def check_cold(self) -> None:
+        """Refuse the run if a distinct-token case was ever answered by a token cache."""
+        for auth in (self.auth_cold, self.auth_cold_sliding):
+            cache = auth._backend.codec._cache  # the bench's own check, private on purpose
+            if cache.hits:
+                raise RuntimeError(f"a cold case hit the token cache {cache.hits} times")
 
     def cases(self) -> list[Case]:
         """Every case, the floor first."""
@@ -267,6 +313,28 @@ class Bench:
 
         async def verify(i: int) -> object:
             return await auth.verify(tokens[i % POOL])
+
+        cold_tokens, cursors = self.cold_tokens, self.cold_cursors
+        floor_cursor, cursor = cursors["floor"], cursors["plain"]
+        sliding_cursor = cursors["sliding"]
+        cold, cold_sliding = self.auth_cold, self.auth_cold_sliding
+
+        async def floor_cold(_i: int) -> object:
+            token = cold_tokens[next(floor_cursor) % COLD_POOL]
+            claims = decode(token, SECRET, algorithms=algorithms)
+            value = await floor.get(f"floor:{claims['sid']}")
+            if value is None:
+                raise RuntimeError("the floor's session is missing")
+            return value
+
+        async def verify_cold(_i: int) -> object:
+            return await cold.verify(cold_tokens[next(cursor) % COLD_POOL])
+
+        async def verify_sliding_cold(_i: int) -> object:
+            return await cold_sliding.verify(cold_tokens[next(sliding_cursor) % COLD_POOL])
+
+        async def verify_with_session_cold(_i: int) -> object:
+            return await cold.verify(cold_tokens[next(cursor) % COLD_POOL], with_session=True)
 
         access_tokens, refresh_tokens = self.access_tokens, self.refresh_tokens
 
@@ -363,6 +431,22 @@ class Bench:
                 "verify_with_session", "redis-jwt verify with_session=True", "read",
                 verify_with_session,
             ),
+            Case(
+                "floor_cold", "floor, distinct tokens (cold)", "floor", floor_cold,
+                floor="floor_cold",
+            ),
+            Case(
+                "verify_cold", "redis-jwt verify, distinct tokens (cold)", "read",
+                verify_cold, floor="floor_cold",
+            ),
+            Case(
+                "verify_sliding_cold", "redis-jwt verify sliding=True, cold", "read",
+                verify_sliding_cold, floor="floor_cold",
+            ),
+            Case(
+                "verify_with_session_cold", "redis-jwt verify with_session=True, cold",
+                "read", verify_with_session_cold, floor="floor_cold",
+            ),
         ]  # fmt: skip
         if self.auth_cached is not None:
             cached, cached_tokens = self.auth_cached, self.cached_tokens
@@ -426,11 +510,13 @@ async def run_micro(
                 samples[case.key, c].append(
                     await measure(case.op, c, settings.round_seconds, budget)
                 )
+        bench.check_cold()
         return MicroResult(
             labels={case.key: case.label for case in cases},
             kinds={case.key: case.kind for case in cases},
             stats={key: Stats(tuple(values)) for key, values in samples.items()},
             unavailable=unavailable,
+            floors={case.key: case.floor for case in cases},
         )
     finally:
         await bench.aclose()

@@ -10,6 +10,7 @@ silently slower or wrong.
 from __future__ import annotations
 
 import asyncio
+import base64
 import inspect
 from datetime import UTC, datetime
 from typing import Any
@@ -20,9 +21,10 @@ import pytest
 import redis
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.sentinel import Sentinel
 
-from redis_jwt import Session, _compat
+from redis_jwt import Session, TokenPair, _compat
 from redis_jwt._token_cache import _PreparedHMAC, prepared_jwt
 from redis_jwt.keys import KeyRing
 
@@ -81,7 +83,8 @@ async def test_pool_checkout_matches_get_connection(redis_url: str) -> None:
 
 
 async def test_untimed_reads_lifts_and_restores_the_socket_timeout(redis_url: str) -> None:
-    """redis-py 5.2.1 - 8.x: a connection's per-read timeout is its ``socket_timeout``."""
+    """redis-py 5.2.1 - 8.x: a connection's per-read timeout, and the timeout of a send
+    (run in a task of its own by ``asyncio.wait_for``), is its ``socket_timeout``."""
     redis_py()
     client = Redis.from_url(redis_url, socket_timeout=0.5)
     try:
@@ -98,6 +101,15 @@ async def test_untimed_reads_lifts_and_restores_the_socket_timeout(redis_url: st
             await pool.release(conn)
     finally:
         await client.aclose()
+
+
+def test_a_timed_send_runs_in_a_task_of_its_own() -> None:
+    """redis-py 5.2.1 - 8.x: with a ``socket_timeout``, ``send_packed_command`` runs the
+    write under ``asyncio.wait_for`` (a task): what lifting the timeout saves on a write."""
+    redis_py()
+    send = inspect.getsource(AbstractConnection.send_packed_command)
+    assert "wait_for" in send
+    assert "if self.socket_timeout" in send
 
 
 def test_side_connections_accept_every_other_pool_kwarg(redis_url: str) -> None:
@@ -180,6 +192,52 @@ def test_each_pyjwt_instance_has_its_own_jws() -> None:
     assert not isinstance(jwt.api_jws.get_algorithm_by_name("HS256"), _PreparedHMAC)
 
 
+def _segment_corpus() -> list[bytes]:
+    """Token segments of every shape: valid, padded, junk, impossible lengths, non-canonical."""
+    corpus: list[bytes] = [b"", b"=", b"==", b"===", b"A", b"AA", b"AAA", b"AAAA", b"A===", b"Zg"]
+    for size in range(0, 40):
+        data = bytes(range(size))
+        encoded = base64.urlsafe_b64encode(data)
+        stripped = encoded.rstrip(b"=")
+        corpus += [encoded, stripped, stripped + b"=", stripped + b"==", stripped + b"==="]
+        if stripped:
+            last = stripped[-1:]
+            # Another last character: non-canonical when its low bits were unused.
+            for other in (b"B", b"h", b"-", b"_", b"0"):
+                if other != last:
+                    corpus.append(stripped[:-1] + other)
+            corpus += [b"+" + stripped, b"/" + stripped, stripped + b".", stripped + b"\n"]
+            corpus += [stripped + b"\xff", b" " + stripped, stripped[:1] + b"!" + stripped[1:]]
+            corpus.append(base64.b64encode(data).rstrip(b"="))  # the standard alphabet
+    return corpus
+
+
+def test_segments_decode_as_pyjwt_decodes_them() -> None:
+    """PyJWT 2.14 - 2.15: ``PyJWS._load`` decodes its segments through the private static
+    ``_decode_base64url_segment``; the faster decoder gives the same bytes or PyJWT's own error."""
+    pyjwt()
+    original = jwt.PyJWS._decode_base64url_segment
+    jws = jwt.PyJWS()
+    assert _compat.fast_segment_decoding(jws), "PyJWS._load no longer uses the segment decoder"
+    assert "_decode_base64url_segment" not in vars(jwt.PyJWS())  # only that instance changed
+    fast = vars(jws)["_decode_base64url_segment"]
+    for segment in _segment_corpus():
+        for name in ("header", "payload", "crypto"):
+            try:
+                expected: bytes | str = original(segment, name)
+            except jwt.DecodeError as exc:
+                expected = f"DecodeError: {exc}"
+            try:
+                got: bytes | str = fast(segment, name)
+            except jwt.DecodeError as exc:
+                got = f"DecodeError: {exc}"
+            assert got == expected, (segment, name)
+    # The prepared instance of the codec has it.
+    own = _compat.instance_jws(prepared_jwt(KeyRing.from_secret(SECRET, "HS256")))
+    assert own is not None
+    assert "_decode_base64url_segment" in vars(own)
+
+
 # -- pydantic --------------------------------------------------------------
 
 
@@ -204,3 +262,22 @@ def test_sessions_are_filled_like_model_construct() -> None:
     built = _compat.direct_constructor(Session, sample)(dict(sample))
     assert built == Session.model_construct(**sample)
     assert built.model_dump() == Session.model_construct(**sample).model_dump()
+
+
+def test_token_pairs_are_filled_like_model_construct() -> None:
+    """pydantic 2.6.4 - 2.14: the direct fill of TokenPair (refresh, sign_pair) equals
+    ``model_construct``."""
+    pydantic_v()
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    sample: dict[str, Any] = {
+        "access_token": "a",
+        "refresh_token": "r",
+        "access_expires_at": at,
+        "refresh_expires_at": at,
+    }
+    assert _compat.direct_construction_matches(TokenPair, sample), (
+        "pydantic stores models differently: TokenPair would be built by model_construct"
+    )
+    built = _compat.direct_constructor(TokenPair, sample)(dict(sample))
+    assert built == TokenPair.model_construct(**sample)
+    assert built.model_dump_json() == TokenPair.model_construct(**sample).model_dump_json()

@@ -15,11 +15,13 @@ import time
 import jwt
 import pytest
 
-from redis_jwt import RedisJWT, errors
+from redis_jwt import RedisJWT, _compat, errors
 from redis_jwt._token_cache import MAX_CHARS, MAX_ENTRIES, TokenCache
+from redis_jwt._tokens import TokenCodec
 from redis_jwt.keys import Key, KeyRing
 
 from .conftest import SECRET
+from .hostile import hostile_tokens
 
 
 async def test_an_expired_token_is_refused_although_it_was_seen(redis_url: str) -> None:
@@ -95,3 +97,60 @@ def test_the_cache_is_bounded_and_forgets_a_changed_ring() -> None:
     other = KeyRing([Key.hmac("k2", SECRET)])
     assert cache.get(f"{big}{MAX_CHARS // 2000 + 9}", other, verify_exp=True) is None
     assert len(cache) == 0
+
+
+def _outcome(codec: TokenCodec, token: str, *, verify_exp: bool = True) -> object:
+    """What ``codec.decode`` gives: the claims, or the error, its message and its cause's type."""
+    try:
+        return codec.decode(token, verify_exp=verify_exp)
+    except errors.AuthenticationError as exc:
+        return (type(exc), str(exc), type(exc.__cause__))
+
+
+# Genuine tokens of sessions that do not exist: only Redis refuses them.
+_DECIDED_BY_REDIS = {"unknown sid", "another user's sub with a valid sid"}
+
+
+def test_cold_tokens_of_every_badness_fail_as_with_plain_pyjwt() -> None:
+    """The prepared decode path (HMAC keys checked once, faster segment decoding) refuses
+    every hostile token, never seen before, with the error a plain ``jwt.PyJWT`` gives."""
+    ring = KeyRing.from_secret(SECRET)
+    fast = TokenCodec(ring, lifetime_limit_seconds=40 * 86400)
+    plain = TokenCodec(ring, lifetime_limit_seconds=40 * 86400)
+    plain._jwt = jwt.PyJWT()  # PyJWT's own code for everything
+    jws = _compat.instance_jws(fast._jwt)
+    assert jws is not None
+    assert "_decode_base64url_segment" in vars(jws)
+    now = int(time.time())
+    genuine = fast.encode({"sub": "victim", "sid": "A" * 22, "iat": now, "exp": now + 3600})
+    corpus = hostile_tokens(genuine)
+    for name, token in corpus.items():
+        # A fresh codec each time: nothing is answered from a token cache.
+        fast._cache.clear()
+        got = _outcome(fast, token)
+        assert got == _outcome(plain, token), name
+        if name not in _DECIDED_BY_REDIS:
+            assert isinstance(got, tuple), name  # refused
+        fast._cache.clear()
+        assert _outcome(fast, token, verify_exp=False) == _outcome(plain, token, verify_exp=False)
+    assert fast._cache.hits == 0
+    assert _outcome(fast, genuine) == _outcome(plain, genuine)
+
+
+async def test_refresh_tokens_are_never_remembered(auth: RedisJWT) -> None:
+    """A refresh token is spent once: caching it would only push session tokens out."""
+    codec: TokenCodec = auth._backend.codec  # type: ignore[attr-defined]
+    pair = await auth.sign_pair("u")
+    size = len(codec._cache)
+    for _ in range(2):
+        with pytest.raises(errors.InvalidToken, match="refresh token is no session token"):
+            await auth.verify(pair.refresh_token)
+    assert codec.decode(pair.refresh_token, refresh=True)["use"] == "refresh"
+    assert len(codec._cache) == size
+    await auth.verify(pair.access_token)  # a session token still is
+    assert len(codec._cache) == size + 1
+    with pytest.raises(errors.InvalidToken, match="this is no refresh token"):
+        codec.decode(pair.access_token, refresh=True)  # answered from the cache
+    next_pair = await auth.refresh(pair.refresh_token)
+    assert len(codec._cache) == size + 1
+    assert (await auth.verify(next_pair.access_token)).user_id == "u"

@@ -13,14 +13,30 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from ._backend import PairRules, utc
+from ._compat import direct_constructor
 from ._tokens import REFRESH_USE, TokenCodec, dumps
 from .errors import ConfigurationError, StoreError
 from .models import TokenPair
 
 __all__ = ["PairIssuer", "data_token_json"]
+
+
+_AT = datetime(2025, 1, 1, tzinfo=UTC)
+# TokenPair values are the library's own (signed tokens, computed times):
+# filled directly, as Session is (see _fast_session.py), not validated.
+_new_pair = direct_constructor(
+    TokenPair,
+    {
+        "access_token": "a",
+        "refresh_token": "r",
+        "access_expires_at": _AT,
+        "refresh_expires_at": _AT,
+    },
+)
 
 
 def data_token_json(data_token: dict[str, Any] | None) -> str:
@@ -99,9 +115,11 @@ class PairIssuer:
         """The :class:`TokenPair` of two signed tokens; the refresh token works while the
         session lives (``ttl_ms`` idle, never past ``cap``)."""
         refresh_end = min(time.time() + ttl_ms / 1000, cap)
-        return TokenPair.model_construct(
-            access_token=access,
-            refresh_token=refresh,
-            access_expires_at=utc(access_exp),
-            refresh_expires_at=utc(refresh_end),
+        return _new_pair(
+            {
+                "access_token": access,
+                "refresh_token": refresh,
+                "access_expires_at": utc(access_exp),
+                "refresh_expires_at": utc(refresh_end),
+            }
         )

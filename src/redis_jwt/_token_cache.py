@@ -39,7 +39,7 @@ from typing import Any
 import jwt
 from jwt.algorithms import HMACAlgorithm
 
-from ._compat import instance_jws
+from ._compat import fast_segment_decoding, instance_jws
 from .errors import TokenExpired
 from .keys import Key, KeyRing
 
@@ -88,6 +88,7 @@ def prepared_jwt(ring: KeyRing) -> jwt.PyJWT:
     if jws is None:
         return instance
     _prepare(jws, list(ring.keys))
+    fast_segment_decoding(jws)
     return instance
 
 
@@ -236,7 +237,14 @@ class TokenCache:
         size = len(token)
         if size > MAX_TOKEN_CHARS or token in self._entries:
             return
-        self._entries[token] = (_fresh(claims), claims.get("exp"), _copier(claims))
+        containers = _copier(claims)
+        if containers is None:
+            stored: dict[str, Any] = _fresh(claims)
+        else:  # the usual case: copies of the shallow containers, as get() makes
+            stored = dict(claims)
+            for key in containers:
+                stored[key] = stored[key].copy()
+        self._entries[token] = (stored, claims.get("exp"), containers)
         self._chars += size
         while len(self._entries) > MAX_ENTRIES or self._chars > MAX_CHARS:
             old, _entry = self._entries.popitem(last=False)

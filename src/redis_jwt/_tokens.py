@@ -10,7 +10,7 @@ import jwt
 from ._layout import is_session_id, is_user_id
 from ._token_cache import TokenCache, json_payload, prepared_jws, prepared_jwt, verification_key
 from .errors import ConfigurationError, InvalidToken, MissingToken, TokenExpired
-from .keys import KeyRing
+from .keys import Key, KeyRing
 
 __all__ = ["REFRESH_USE", "TokenCodec", "dumps"]
 
@@ -42,6 +42,7 @@ class TokenCodec:
         "_lifetime_limit",
         "_options",
         "_options_no_exp",
+        "_verifying",
         "max_token_bytes",
     )
 
@@ -73,6 +74,8 @@ class TokenCodec:
         }
         self._options = {**base, "verify_exp": True}
         self._options_no_exp = {**base, "verify_exp": False}
+        # id(key) -> (key, what decode_complete is given for it, its algorithms)
+        self._verifying: dict[int, tuple[Key, Any, tuple[str]]] = {}
 
     def encode(self, claims: dict[str, Any]) -> str:
         """Sign ``claims`` with the signing key.
@@ -144,10 +147,14 @@ class TokenCodec:
                 key = self._keys.for_kid(jwt.get_unverified_header(token).get("kid"))
                 if key is None:
                     raise InvalidToken("the token names an unknown key")
+            verifying = self._verifying.get(id(key))
+            if verifying is None or verifying[0] is not key:
+                verifying = (key, verification_key(key, self._jwt), (key.algorithm,))
+                self._verifying[id(key)] = verifying
             decoded = self._jwt.decode_complete(
                 token,
-                verification_key(key, self._jwt),
-                algorithms=(key.algorithm,),
+                verifying[1],
+                algorithms=verifying[2],
                 options=self._options if verify_exp else self._options_no_exp,  # type: ignore[arg-type]
                 audience=self._audience,
                 issuer=self._issuer,
@@ -162,8 +169,14 @@ class TokenCodec:
             raise InvalidToken("the token header is not acceptable")
         claims: dict[str, Any] = decoded["payload"]
         self._check_claims(claims)
+        if "use" in claims:
+            # A refresh token is spent once: remembering it would only push
+            # session tokens, which come back with every request, out of the cache.
+            if not refresh:
+                raise InvalidToken(_WRONG_KIND[refresh])
+            return claims
         self._cache.put(token, claims)
-        if ("use" in claims) is not refresh:
+        if refresh:
             raise InvalidToken(_WRONG_KIND[refresh])
         return claims
 

@@ -190,7 +190,13 @@ class AutoPipeline:
 
 
 async def _send_and_read(conn: Any, packed: bytes, count: int) -> list[Any]:
-    await conn.send_packed_command(packed, check_health=False)
+    # With a socket timeout, redis-py runs every write in a task of its own
+    # (asyncio.wait_for): a task, a timer and two switches per batch, the whole
+    # cost of a write that lands in the socket buffer at once. The store's
+    # deadline bounds the write instead; the first read keeps the socket
+    # timeout, so a dead connection is still found and retried.
+    with untimed_reads(conn):
+        await conn.send_packed_command(packed, check_health=False)
     # The first reply within the socket timeout: is Redis answering at all?
     replies = [await _read(conn)]
     if count > 1:

@@ -38,8 +38,9 @@ if done then
 end
 local keep_ms = int(deadline - now_ms + 1)
 
--- A session counts only while its index entry exists (as for verify).
-if redis.call('EXISTS', skey) == 0 or not redis.call('ZSCORE', ikey, sid) then
+-- A session counts only while its index entry exists (as for verify); a
+-- missing session key reads as no fields below.
+if not redis.call('ZSCORE', ikey, sid) then
   return {-2}
 end
 local fields = redis.call('HMGET', skey, 't', 'x', 'g', 'r')
