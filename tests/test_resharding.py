@@ -6,6 +6,11 @@ while tasks sign, verify, count and log out everywhere through the library's
 own client. Each user is driven by one task that keeps an exact model of the
 user's live sessions, so every answer can be judged: a 503 is allowed (for
 the moving slot only), a wrong answer never is.
+
+A call that times out (the machine may be busy) is not acknowledged: a write
+may or may not have applied, never twice. From then on the user's model is
+uncertain, and only bounds are checked, until a log-out everywhere is
+acknowledged and makes it exact again.
 """
 
 from __future__ import annotations
@@ -57,8 +62,10 @@ class Tally:
 
     requests: int = 0
     unavailable: int = 0  # 503s
+    timeouts: int = 0  # of which StoreTimeout: the deadline passed (a busy machine)
+    refused: int = 0  # of which not a timeout: the cluster refused the call
     longest_run: int = 0  # of consecutive 503s, for one user
-    unavailable_after: int = 0  # 503s once the slot had moved
+    unavailable_after: int = 0  # refusals (not timeouts) once the slot had moved
     false_401: int = 0  # a session the model says is live was refused
     zombies: int = 0  # a session the model says has ended was accepted
     wrong_counts: int = 0  # count() or destroy_all() differing from the model
@@ -77,6 +84,9 @@ class Phase:
 async def _drive(auth: RedisJWT, user: str, tally: Tally, phase: Phase) -> None:
     live: list[str] = []  # tokens of live sessions, oldest first
     ended: list[str] = []
+    # Writes not acknowledged since the last acknowledged destroy_all: each may
+    # have applied (an orphan session, evicting one of `live`) or not.
+    unsure = 0
     run = 0
     began = time.monotonic()
     for i in range(MAX_OPS):
@@ -92,12 +102,13 @@ async def _drive(auth: RedisJWT, user: str, tally: Tally, phase: Phase) -> None:
                 while len(live) > LIMIT:
                     ended.append(live.pop(0))
             elif step == 9:
-                if await auth.destroy_all(user) != len(live):
+                if not _fits(await auth.destroy_all(user), len(live), unsure):
                     tally.wrong_counts += 1
                 ended.extend(live)
                 live.clear()
+                unsure = 0
             elif step == 5:
-                if await auth.count(user) != len(live):
+                if not _fits(await auth.count(user), len(live), unsure):
                     tally.wrong_counts += 1
             elif step == 8 and ended:
                 try:
@@ -110,10 +121,15 @@ async def _drive(auth: RedisJWT, user: str, tally: Tally, phase: Phase) -> None:
                 try:
                     await auth.verify(live[i % len(live)])
                 except errors.SessionNotFound:
-                    tally.false_401 += 1
-        except errors.StoreError:
+                    tally.false_401 += unsure == 0  # else an orphan may have evicted it
+        except errors.StoreError as exc:
+            unsure += step in (0, 3, 6, 9)
+            if isinstance(exc, errors.StoreTimeout):
+                tally.timeouts += 1
+            else:
+                tally.refused += 1
+                tally.unavailable_after += after
             tally.unavailable += 1
-            tally.unavailable_after += after
             run += 1
             tally.longest_run = max(tally.longest_run, run)
             continue
@@ -128,15 +144,28 @@ async def _drive(auth: RedisJWT, user: str, tally: Tally, phase: Phase) -> None:
         try:
             expected.add((await auth.verify(token)).session_id)
         except errors.SessionNotFound:
-            tally.false_401 += 1
+            tally.false_401 += unsure == 0
     tally.lost += len(expected - listed)
-    tally.duplicated += len(listed - expected)
+    # Sessions of unacknowledged signs may be listed, one per such sign at the most.
+    tally.duplicated += max(0, len(listed - expected) - unsure)
     for token in ended[-5:]:
         try:
             await auth.verify(token)
         except errors.SessionNotFound:
             continue
         tally.zombies += 1
+
+
+def _fits(answer: int, modelled: int, unsure: int) -> bool:
+    """A count (or destroy_all's) is exact when every write was acknowledged.
+
+    Otherwise each unacknowledged sign may have added an orphan (evicting
+    another past the limit) and an unacknowledged destroy_all may have ended
+    them all: never more than the model plus one per unacknowledged write.
+    """
+    if unsure == 0:
+        return answer == modelled
+    return 0 <= answer <= min(LIMIT, modelled + unsure)
 
 
 async def _wait_ops(phase: Phase, users: list[str], at_least: int) -> None:
@@ -183,5 +212,8 @@ async def test_a_slot_moves_under_load_without_a_wrong_answer(cluster: RedisClus
         assert tally.lost == 0
         assert tally.duplicated == 0
         assert tally.wrong_counts == 0
-    assert calm.unavailable == 0  # users of other slots are not disturbed
-    assert busy.unavailable_after == 0  # and once the slot has moved, its users neither
+    # Users of other slots are not disturbed by the move (a deadline passing on
+    # a busy machine is not the move's doing), and once the slot has moved, its
+    # users neither.
+    assert calm.refused == 0
+    assert busy.unavailable_after == 0
