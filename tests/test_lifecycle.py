@@ -101,12 +101,12 @@ async def test_latency_is_paid_once_per_verify(redis_server: RedisServer) -> Non
     ):
         token = await auth.sign("u")
         await auth.verify(token)
-        proxy.delay_seconds = 0.1
-        started = time.perf_counter()
-        await auth.verify(token, with_session=True)
-        elapsed = time.perf_counter() - started
-        # One round trip pays the delay each way once: about 0.2 s, not 0.4.
-        assert 0.2 <= elapsed < 0.35
+        # Counted, not timed: a sliding verify with its session is one request
+        # to Redis and one reply, so a slow link's latency is paid once.
+        before = proxy.round_trips
+        session = await auth.verify(token, with_session=True)
+        assert proxy.round_trips - before == 1
+        assert session.user_id == "u"
 
 
 async def test_killed_redis_is_store_unavailable_fast_and_recovers(
