@@ -146,8 +146,9 @@ def bench(session: nox.Session) -> None:
     # fastapi-users' redis extra pins redis<8: this venv runs redis-py 7.x (printed).
     session.install(
         "-e",
-        # otel: the verify line with the OpenTelemetry API installed and no SDK.
-        ".[starlette,otel]",
+        # otel: the verify line with the OpenTelemetry API installed and no SDK;
+        # litestar: the HTTP lines of the Litestar plugin and of a bare Litestar app.
+        ".[starlette,otel,litestar]",
         "fastapi-users[redis]==15.*",
         "starsessions[redis]",
         "uvicorn",

@@ -3,10 +3,12 @@
 Each app of ``bench/http_apps.py`` runs in its own uvicorn process (one
 worker, a free loopback port, uvloop and httptools when installed) and is
 loaded with 64 connections for a fixed duration by ``wrk`` when it is on
-PATH, else by ``bench/_loadgen.py`` (asyncio streams) in a separate process. Rounds are
-interleaved over the apps; the report gives the median round's requests per
-second, the spread, p50/p99 latency (median over rounds) and each app's ratio
-to the bare Starlette app.
+PATH, else by ``bench/_loadgen.py`` (asyncio streams) in a separate process. Every
+app gets the same token-carrying request (the bare apps ignore the token).
+Rounds are interleaved over the apps; the report gives the median round's
+requests per second, the spread, p50/p99 latency (median over rounds), each
+app's ratio to the bare Starlette app and to its own bare counterpart (the
+same framework without authentication).
 
 Run alone with ``python bench/http.py`` (it starts its own redis-server), or
 as part of ``python bench/run.py``.
@@ -60,8 +62,30 @@ LABELS = {
     "fastapi": "bare FastAPI",
     "middleware": "Starlette + RedisJWTMiddleware",
     "middleware_cached": "Starlette + RedisJWTMiddleware (local_cache)",
+    "fastapi_dependency": "FastAPI + require_session",
+    "litestar": "bare Litestar",
+    "litestar_plugin": "Litestar + RedisJWTPlugin",
     "fastapi_users": "FastAPI + fastapi-users (bearer, RedisStrategy)",
 }
+#: Each authenticated app's bare counterpart: the same framework and route, no authentication.
+BARE = {
+    "middleware": "bare",
+    "middleware_cached": "bare",
+    "fastapi_dependency": "fastapi",
+    "litestar_plugin": "litestar",
+    "fastapi_users": "fastapi",
+}
+#: The apps served in each round, in this order (each right after its bare counterpart).
+ORDER = (
+    "bare",
+    "middleware",
+    "middleware_cached",
+    "fastapi",
+    "fastapi_dependency",
+    "litestar",
+    "litestar_plugin",
+    "fastapi_users",
+)
 _START_SECONDS = 20.0
 _STOP_SECONDS = 10.0
 _DURATION = re.compile(r"([\d.]+)(us|ms|s|m)\b")
@@ -123,6 +147,8 @@ class HttpResult:
                 "p99_ms": statistics.median(r.p99_ms for r in runs),
                 "errors": sum(r.errors for r in runs),
                 "ratio_to_bare": self.ratio(app),
+                "bare_counterpart": BARE.get(app),
+                "ratio_to_counterpart": self.ratio(app, BARE[app]) if app in BARE else None,
             }
         return {
             "generator": self.generator,
@@ -307,38 +333,37 @@ async def _tokens(redis_url: str) -> dict[str, str]:
     return {"redis_jwt": jwt_token, "fastapi_users": fu_token}
 
 
-def _middleware_unavailable() -> str | None:
+def _module_unavailable(module_name: str, attribute: str) -> str | None:
+    """Why ``module_name.attribute`` cannot be served, or None when it can."""
     try:
-        found = importlib.util.find_spec("redis_jwt.starlette") is not None
+        found = importlib.util.find_spec(module_name) is not None
     except (ImportError, ValueError) as exc:
-        return f"redis_jwt.starlette cannot be located: {exc}"
+        return f"{module_name} cannot be located: {exc}"
     if not found:
-        return "redis_jwt.starlette does not exist yet (the web adapters are not written)"
+        return f"{module_name} is not installed"
     try:
-        module = importlib.import_module("redis_jwt.starlette")
+        module = importlib.import_module(module_name)
     except Exception as exc:
-        return f"redis_jwt.starlette failed to import: {exc!r}"
-    if not hasattr(module, "RedisJWTMiddleware"):
-        return "redis_jwt.starlette has no RedisJWTMiddleware yet"
+        return f"{module_name} failed to import: {exc!r}"
+    if not hasattr(module, attribute):
+        return f"{module_name} has no {attribute}"
     return None
 
 
 def plan_apps() -> tuple[list[str], dict[str, str]]:
-    """The apps to serve, and why the others are skipped."""
-    apps = ["bare", "fastapi"]
+    """The apps to serve, in :data:`ORDER`, and why the others are skipped."""
     skipped: dict[str, str] = {}
-    reason = _middleware_unavailable()
-    if reason is None:
-        apps.append("middleware")
-        if accepts_local_cache():
-            apps.append("middleware_cached")
-        else:
-            skipped["middleware_cached"] = "not available: RedisJWT does not accept local_cache"
-    else:
-        skipped["middleware"] = reason
-        skipped["middleware_cached"] = reason
-    apps.append("fastapi_users")
-    return apps, skipped
+    if (reason := _module_unavailable("redis_jwt.starlette", "RedisJWTMiddleware")) is not None:
+        skipped["middleware"] = skipped["middleware_cached"] = reason
+    elif not accepts_local_cache():
+        skipped["middleware_cached"] = "not available: RedisJWT does not accept local_cache"
+    if (reason := _module_unavailable("redis_jwt.fastapi", "require_session")) is not None:
+        skipped["fastapi_dependency"] = reason
+    if (reason := _module_unavailable("litestar", "Litestar")) is not None:
+        skipped["litestar"] = skipped["litestar_plugin"] = reason
+    elif (reason := _module_unavailable("redis_jwt.litestar", "RedisJWTPlugin")) is not None:
+        skipped["litestar_plugin"] = reason
+    return [app for app in ORDER if app not in skipped], skipped
 
 
 @contextlib.contextmanager
@@ -372,13 +397,9 @@ def run_http(redis_url: str, settings: HttpSettings, progress: Callable[[str], N
     result = HttpResult(skipped=skipped, generator=generator.name)
     result.server = f"uvicorn, 1 worker, loop={loop}, http={http}"
     tokens = asyncio.run(_tokens(redis_url))
-    headers = {
-        "bare": {},
-        "fastapi": {},
-        "middleware": {"Authorization": f"Bearer {tokens['redis_jwt']}"},
-        "middleware_cached": {"Authorization": f"Bearer {tokens['redis_jwt']}"},
-        "fastapi_users": {"Authorization": f"Bearer {tokens['fastapi_users']}"},
-    }
+    # The same request everywhere: the bare apps read (and ignore) the same bytes.
+    headers = {app: {"Authorization": f"Bearer {tokens['redis_jwt']}"} for app in ORDER}
+    headers["fastapi_users"] = {"Authorization": f"Bearer {tokens['fastapi_users']}"}
     with _servers(apps, redis_url, loop, http, skipped) as servers:
         ready: list[str] = []
         for app, server in servers.items():
@@ -405,6 +426,8 @@ def format_http(result: HttpResult) -> str:
         stats = result.rps(app)
         assert stats is not None
         ratio = result.ratio(app)
+        base = BARE.get(app)
+        own = result.ratio(app, base) if base is not None else None
         rows.append(
             [
                 LABELS[app],
@@ -413,10 +436,12 @@ def format_http(result: HttpResult) -> str:
                 f"{statistics.median(r.p50_ms for r in runs):.2f}",
                 f"{statistics.median(r.p99_ms for r in runs):.2f}",
                 "-" if ratio is None else f"{ratio:.2f}x",
+                "-" if own is None or base is None else f"{own:.2f}x {LABELS[base]}",
                 str(sum(r.errors for r in runs)),
             ]
         )
-    headers = ["app", "req/s", "min-max", "p50 ms", "p99 ms", "x bare Starlette", "errors"]
+    headers = ["app", "req/s", "min-max", "p50 ms", "p99 ms", "x bare Starlette"]
+    headers += ["x its bare app", "errors"]
     lines = [format_table(headers, rows)]
     lines += [f"- skipped {LABELS[app]}: {why}" for app, why in result.skipped.items()]
     return "\n".join(lines)

@@ -8,10 +8,17 @@
 - ``middleware_cached``: the same with ``RedisJWT(local_cache=True)``;
 - ``fastapi``: a bare FastAPI app with one JSON route (to tell FastAPI's own
   cost from fastapi-users');
+- ``fastapi_dependency``: the bare FastAPI route with the session of
+  ``redis_jwt.fastapi.require_session`` as a dependency;
+- ``litestar``: a bare Litestar app with one JSON route;
+- ``litestar_plugin``: the same behind ``redis_jwt.litestar.RedisJWTPlugin``;
 - ``fastapi_users``: a FastAPI route protected by fastapi-users 15
   (``BearerTransport`` + ``RedisStrategy``), as its documentation builds it.
 
 Every app answers ``GET /health`` without authentication (the readiness probe).
+Each authenticated route answers the user id of a 9-character user
+(``http-user``) where its bare counterpart answers ``anonymous``: the same
+route, the same body size, so that a ratio measures the authentication only.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the route signatures at
@@ -20,7 +27,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import redis.asyncio
 from fastapi import Depends, FastAPI
@@ -37,7 +44,16 @@ from bench._rivals import BenchUser, InMemoryUserDatabase, UserManager, make_use
 
 __all__ = ["APPS", "create_app"]
 
-APPS = ("bare", "middleware", "middleware_cached", "fastapi", "fastapi_users")
+APPS = (
+    "bare",
+    "middleware",
+    "middleware_cached",
+    "fastapi",
+    "fastapi_dependency",
+    "litestar",
+    "litestar_plugin",
+    "fastapi_users",
+)
 #: How many users the fastapi-users app knows (ids UUID(int=1) ... UUID(int=N)).
 FU_USERS = 100
 LIFETIME_SECONDS = 3600
@@ -92,6 +108,58 @@ def _fastapi() -> ASGIApp:
     return app
 
 
+def _fastapi_dependency(redis_url: str, secret: str) -> ASGIApp:
+    from redis_jwt import RedisJWT, Session
+    from redis_jwt.fastapi import require_session
+
+    auth = RedisJWT(secret=secret, redis_url=redis_url, ttl=LIFETIME_SECONDS)
+    current_session = require_session(auth)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with auth:
+            yield
+
+    app = FastAPI(lifespan=lifespan)
+
+    @app.get("/")
+    async def whoami(session: Annotated[Session, Depends(current_session)]) -> dict[str, str]:
+        return {"user_id": session.user_id}
+
+    @app.get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+def _litestar(redis_url: str, secret: str, *, plugin: bool) -> ASGIApp:
+    from litestar import Litestar, Request, get
+    from litestar.plugins import PluginProtocol
+
+    from redis_jwt import RedisJWT, Session
+    from redis_jwt.litestar import RedisJWTPlugin
+
+    @get("/health")
+    async def health() -> dict[str, bool]:
+        return {"ok": True}
+
+    @get("/", name="anonymous")
+    async def anonymous() -> dict[str, str]:
+        return {"user_id": "anonymous"}
+
+    @get("/", name="whoami")
+    async def whoami(request: Request[Session, str, Any]) -> dict[str, str]:
+        return {"user_id": request.user.user_id}
+
+    plugins: list[PluginProtocol] = []
+    if plugin:
+        auth = RedisJWT(secret=secret, redis_url=redis_url, ttl=LIFETIME_SECONDS)
+        plugins.append(RedisJWTPlugin(auth, exclude=["/health"]))
+    app = Litestar(route_handlers=[whoami if plugin else anonymous, health], plugins=plugins)
+    return cast(ASGIApp, app)
+
+
 def _fastapi_users(redis_url: str) -> ASGIApp:
     client = redis.asyncio.Redis.from_url(redis_url, decode_responses=True)
     user_db = InMemoryUserDatabase(make_users(FU_USERS))
@@ -139,6 +207,10 @@ def create_app() -> ASGIApp:
         return _middleware(redis_url, secret, cached=name == "middleware_cached")
     if name == "fastapi":
         return _fastapi()
+    if name == "fastapi_dependency":
+        return _fastapi_dependency(redis_url, secret)
+    if name in ("litestar", "litestar_plugin"):
+        return _litestar(redis_url, secret, plugin=name == "litestar_plugin")
     if name == "fastapi_users":
         return _fastapi_users(redis_url)
     raise SystemExit(f"BENCH_APP={name!r} is not one of {', '.join(APPS)}")

@@ -105,41 +105,41 @@ class _Authenticate:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket") or self._rules.excluded(scope["path"]):
-            await self._app(scope, receive, send)
-        elif kind == "http":
-            await self._http(scope, receive, send)
-        else:
-            await self._websocket(scope, receive, send)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rules = self._rules
-        token = find_token(scope["headers"], None)
-        failure: AuthenticationError | StoreError
-        if token:
-            try:
-                session = await rules.auth.verify(token, with_session=rules.with_session)
-            except (AuthenticationError, StoreError) as exc:
-                failure = exc
-            else:
-                _authenticated(scope, session, token)
+        if kind not in ("http", "websocket") or rules.excluded(scope["path"]):
+            await self._app(scope, receive, send)
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
+        else:
+            # The HTTP path is inline: one coroutine per request, not two.
+            token = find_token(scope["headers"], None)
+            failure: AuthenticationError | StoreError
+            if token:
+                try:
+                    session = await rules.auth.verify(token, with_session=rules.with_session)
+                except (AuthenticationError, StoreError) as exc:
+                    failure = exc
+                else:
+                    # Litestar's ``request.user`` and ``request.auth`` read these two keys.
+                    scope["user"] = session
+                    scope["auth"] = token
+                    await self._app(scope, receive, send)
+                    return
+            elif token is None and rules.optional:
+                _authenticated(scope, None, None)
                 await self._app(scope, receive, send)
                 return
-        elif token is None and rules.optional:
-            _authenticated(scope, None, None)
-            await self._app(scope, receive, send)
-            return
-        else:
-            failure = MISSING if token is None else EMPTY_BEARER
-        answer = answer_for(failure)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": answer.status,
-                "headers": [*answer.raw_headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": answer.body})
+            else:
+                failure = MISSING if token is None else EMPTY_BEARER
+            answer = answer_for(failure)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": answer.status,
+                    "headers": [*answer.raw_headers],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer.body})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         rules = self._rules

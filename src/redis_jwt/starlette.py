@@ -173,14 +173,19 @@ def client_info(connection: HTTPConnection) -> ClientInfo:
     )
 
 
-def _with_user(scope: Scope, user: Session | None, verified_by: RedisJWT | None = None) -> None:
+def _with_user(scope: Scope, user: Session | None) -> None:
     # A copy, not an update: a server that shared one state dict between
     # requests must never see one request's user in another.
     state = scope.get("state")
     scope["state"] = {**state, "user": user} if state else {"user": user}
-    if verified_by is not None:
-        # The FastAPI dependencies of the same RedisJWT reuse this verify (VERIFIED_BY).
-        scope["state"][VERIFIED_BY] = verified_by
+
+
+async def _refuse(send: Send, failure: AuthenticationError | StoreError | CSRFError) -> None:
+    answer = answer_for(failure)
+    # A fresh list: outer middlewares may append to it.
+    headers = list(answer.raw_headers)
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
 
 
 class RedisJWTMiddleware:
@@ -268,46 +273,52 @@ class RedisJWTMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind not in ("http", "websocket"):  # lifespan and anything newer: not ours
-            await self._app(scope, receive, send)
-            return
-        current = _REQUEST_SCOPE.set(scope)
-        try:
-            if kind == "http":
-                await self._http(scope, receive, send)
-            else:
-                await self._websocket(scope, receive, send)
-        finally:
-            _REQUEST_SCOPE.reset(current)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._excluded(scope["path"]):
-            await self._app(scope, receive, send)
-            return
-        token = self._token(scope, scope["method"])
-        failure: AuthenticationError | StoreError | CSRFError
-        if isinstance(token, CSRFError):
-            failure = token
-        elif token:
+        if kind == "http":
+            # The HTTP path is inline (one coroutine per request, not two): it runs for
+            # every request, where a frame and an attribute lookup show in the profile.
+            current = _REQUEST_SCOPE.set(scope)
             try:
-                session = await self._auth.verify(token, with_session=self._with)
-            except (AuthenticationError, StoreError) as exc:
-                failure = exc
-            else:
-                _with_user(scope, session, self._auth)
-                await self._app(scope, receive, send)
-                return
-        elif token is None and self._optional:
-            _with_user(scope, None)
+                path = scope["path"]
+                if path in self._exact or (self._prefixes and path.startswith(self._prefixes)):
+                    await self._app(scope, receive, send)
+                    return
+                token = (
+                    find_token(scope["headers"], self._cookie)
+                    if self._csrf is None
+                    else self._token(scope, scope["method"])
+                )
+                if isinstance(token, str) and token:
+                    try:
+                        session = await self._auth.verify(token, with_session=self._with)
+                    except (AuthenticationError, StoreError) as exc:
+                        await _refuse(send, exc)
+                        return
+                    # As _with_user, and the FastAPI dependencies of the same RedisJWT
+                    # reuse this verify (VERIFIED_BY).
+                    state = scope.get("state")
+                    scope["state"] = (
+                        {**state, "user": session, VERIFIED_BY: self._auth}
+                        if state
+                        else {"user": session, VERIFIED_BY: self._auth}
+                    )
+                    await self._app(scope, receive, send)
+                elif isinstance(token, CSRFError):
+                    await _refuse(send, token)
+                elif token is None and self._optional:
+                    _with_user(scope, None)
+                    await self._app(scope, receive, send)
+                else:
+                    await _refuse(send, MISSING if token is None else EMPTY_BEARER)
+            finally:
+                _REQUEST_SCOPE.reset(current)
+        elif kind == "websocket":
+            current = _REQUEST_SCOPE.set(scope)
+            try:
+                await self._websocket(scope, receive, send)
+            finally:
+                _REQUEST_SCOPE.reset(current)
+        else:  # lifespan and anything newer: not ours
             await self._app(scope, receive, send)
-            return
-        else:
-            failure = MISSING if token is None else EMPTY_BEARER
-        answer = answer_for(failure)
-        # A fresh list: outer middlewares may append to it.
-        headers = list(answer.raw_headers)
-        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-        await send({"type": "http.response.body", "body": answer.body})
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._excluded(scope["path"]):
