@@ -28,6 +28,7 @@ from ._web import (
     Credentials,
     SessionCookie,
     _cookie_value,
+    admit_handshake,
     answer_for,
     csrf_refused,
     find_token,
@@ -187,27 +188,20 @@ class Guard:
     async def websocket(self, socket: WebSocket, found: Credentials) -> AsyncIterator[Session]:
         """Verify a handshake's token, then close the socket with 1008 when its session ends."""
         token = found.token
-        failure: Failure
         if self._csrf_header is not None and csrf_refused(found, None, self._trusted):
-            failure = CSRF_FAILED
-        elif token:
-            verify = self._auth.verify
-            admitted = await self._watch.admit(
-                lambda: verify(token, with_session=self._with),
-                lambda: socket_channels(socket, WatchedSocket),
-            )
-            if isinstance(admitted, tuple):
-                session, watched = admitted
-                try:
-                    yield session
-                finally:
-                    self._watch.remove(session.session_id, watched)
-                    await watched.finish()
-                return
-            failure = admitted
-        else:
-            failure = MISSING if token is None else EMPTY_BEARER
-        await _refuse(socket, failure)
+            await _refuse(socket, CSRF_FAILED)
+        admitted = await admit_handshake(
+            self._watch,
+            self._auth.verify,
+            token,
+            self._with,
+            lambda: socket_channels(socket, WatchedSocket),
+        )
+        if isinstance(admitted, tuple):
+            async with self._watch.watched(*admitted) as session:
+                yield session
+            return
+        await _refuse(socket, admitted)
 
 
 class _HeaderSession(SecurityBase):

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable
 
+from ._asgi import Message, Receive, Send
 from ._tasks import Supervisor
 from .errors import AuthenticationError, SessionNotFound, StoreError
 from .events import EventBus
@@ -20,9 +20,6 @@ from .models import Event, Session
 
 __all__ = ["SessionWatch", "WatchedSocket"]
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 
 #: RFC 6455 7.4.1: "policy violation", the code for "your session is over".
 POLICY_VIOLATION = 1008
@@ -159,18 +156,22 @@ class SessionWatch:
         self._unlisten()
 
     async def admit(
-        self, verify: Callable[[], Awaitable[Session]], socket: Callable[[], WatchedSocket]
+        self,
+        verify: Callable[..., Awaitable[Session]],
+        token: str,
+        with_session: bool,
+        socket: Callable[[], WatchedSocket],
     ) -> tuple[Session, WatchedSocket] | AuthenticationError | StoreError:
         """Verify a handshake's token and watch its socket, or say why to refuse it.
 
         Sessions that end while the token is verified are recorded, so that a
         handshake racing a logout is refused (``ENDED``) rather than left open.
-        The caller calls :meth:`remove` and ``finish()`` when the socket ends.
+        The caller serves the socket inside :meth:`watched`.
         """
         ended = self.begin_handshake()
         try:
             try:
-                session = await verify()
+                session = await verify(token, with_session=with_session)
             except (AuthenticationError, StoreError) as exc:
                 return exc
             if session.session_id in ended:
@@ -180,6 +181,15 @@ class SessionWatch:
             return session, watched
         finally:
             self.end_handshake(ended)
+
+    @contextlib.asynccontextmanager
+    async def watched(self, session: Session, socket: WatchedSocket) -> AsyncIterator[Session]:
+        """Serve an admitted socket; when it ends, stop watching it and finish it."""
+        try:
+            yield session
+        finally:
+            self.remove(session.session_id, socket)
+            await socket.finish()
 
     def add(self, session_id: str, socket: WatchedSocket) -> None:
         """Watch ``socket`` (call it before the handshake's recording ends)."""

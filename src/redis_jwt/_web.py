@@ -7,12 +7,13 @@ middleware and through the dependency.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from ._asgi import Receive, Send
 from ._csrf import SAFE_METHODS, Origin, csrf_valid, is_local_host, origin_trusted
-from ._watch import ENDED
+from ._watch import ENDED, SessionWatch, WatchedSocket
 from .errors import (
     AuthenticationError,
     ConfigurationError,
@@ -24,6 +25,7 @@ from .errors import (
     StoreError,
     TokenExpired,
 )
+from .models import Session
 
 __all__ = [
     "CSRF_FAILED",
@@ -34,10 +36,13 @@ __all__ = [
     "Answer",
     "Credentials",
     "SessionCookie",
+    "admit_handshake",
     "answer_for",
     "csrf_refused",
     "find_token",
     "read_credentials",
+    "refuse_handshake",
+    "serve_handshake",
 ]
 
 #: Seconds a client is told to wait (``Retry-After``) when Redis fails.
@@ -282,3 +287,48 @@ def answer_for(exc: AuthenticationError | StoreError | CSRFError) -> Answer:
     if answer is None:
         answer = _ANSWERS[cls] = _build(cls)
     return answer
+
+
+async def refuse_handshake(
+    receive: Receive, send: Send, failure: AuthenticationError | StoreError | CSRFError
+) -> None:
+    """Refuse a WebSocket handshake: a close before the accept (ASGI spec).
+
+    The server answers the handshake with an HTTP 403; the connect message comes first.
+    """
+    answer = answer_for(failure)
+    if (await receive())["type"] == "websocket.connect":
+        await send({"type": "websocket.close", "code": answer.close_code, "reason": answer.detail})
+
+
+async def admit_handshake(
+    watch: SessionWatch,
+    verify: Callable[..., Awaitable[Session]],
+    token: str | None,
+    with_session: bool,
+    socket: Callable[[], WatchedSocket],
+) -> tuple[Session, WatchedSocket] | AuthenticationError | StoreError:
+    """Verify a handshake's token (``None``: none was sent) and watch its socket."""
+    if not token:
+        return MISSING if token is None else EMPTY_BEARER
+    return await watch.admit(verify, token, with_session, socket)
+
+
+async def serve_handshake(
+    watch: SessionWatch,
+    verify: Callable[..., Awaitable[Session]],
+    token: str | None,
+    with_session: bool,
+    channels: tuple[Receive, Send],
+    serve: Callable[[Session, Receive, Send], Awaitable[None]],
+) -> None:
+    """Admit a raw ASGI handshake and ``serve`` it while it is watched, or refuse it."""
+    receive, send = channels
+    admitted = await admit_handshake(
+        watch, verify, token, with_session, lambda: WatchedSocket(receive, send)
+    )
+    if isinstance(admitted, tuple):
+        async with watch.watched(*admitted) as session:
+            await serve(session, admitted[1].receive, admitted[1].send)
+        return
+    await refuse_handshake(receive, send, admitted)

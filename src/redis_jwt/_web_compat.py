@@ -6,16 +6,14 @@ Each reach-in names the versions it was written for and has a test
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable
+from typing import Protocol, TypeVar
 
 from starlette.websockets import WebSocket
 
-__all__ = ["socket_channels"]
+from ._asgi import Message, Receive, Send
 
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+__all__ = ["socket_channels"]
 
 
 class _Channels(Protocol):

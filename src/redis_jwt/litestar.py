@@ -30,19 +30,20 @@ app's ``OpenAPIConfig`` names) need no token. Tokens ride in the
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from litestar.config.app import AppConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPlugin
 
+from ._asgi import Receive, Scope, Send
 from ._core import RedisJWT
-from ._watch import SessionWatch, WatchedSocket
-from ._web import EMPTY_BEARER, MISSING, answer_for, find_token
+from ._watch import SessionWatch
+from ._web import EMPTY_BEARER, MISSING, answer_for, find_token, serve_handshake
 from .errors import AuthenticationError, StoreError
 from .models import Session
 
@@ -51,10 +52,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisJWTPlugin"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 #: The OpenAPI security scheme's name, the same as the FastAPI dependencies'.
@@ -148,31 +145,14 @@ class _Authenticate:
             _authenticated(scope, None, None)
             await self._app(scope, receive, send)
             return
-        failure: AuthenticationError | StoreError
-        if token:
-            verify = rules.auth.verify
-            admitted = await rules.watch.admit(
-                lambda: verify(token, with_session=rules.with_session),
-                lambda: WatchedSocket(receive, send),
-            )
-            if isinstance(admitted, tuple):
-                session, socket = admitted
-                _authenticated(scope, session, token)
-                try:
-                    await self._app(scope, socket.receive, socket.send)
-                finally:
-                    rules.watch.remove(session.session_id, socket)
-                    await socket.finish()
-                return
-            failure = admitted
-        else:
-            failure = MISSING if token is None else EMPTY_BEARER
-        answer = answer_for(failure)
-        # A close before the accept makes the server refuse the handshake (ASGI spec).
-        if (await receive())["type"] == "websocket.connect":
-            await send(
-                {"type": "websocket.close", "code": answer.close_code, "reason": answer.detail}
-            )
+
+        async def serve(session: Session, receive: Receive, send: Send) -> None:
+            _authenticated(scope, session, token)
+            await self._app(scope, receive, send)
+
+        await serve_handshake(
+            rules.watch, rules.auth.verify, token, rules.with_session, (receive, send), serve
+        )
 
 
 class RedisJWTPlugin(InitPlugin):

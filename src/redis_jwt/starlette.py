@@ -28,16 +28,16 @@ Failures never reach the app:
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar
-from typing import Any
 
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
 
+from ._asgi import Receive, Scope, Send
 from ._core import RedisJWT
 from ._csrf import csrf_value, parse_origins
-from ._watch import SessionWatch, WatchedSocket
+from ._watch import SessionWatch
 from ._web import (
     CSRF_FAILED,
     EMPTY_BEARER,
@@ -47,6 +47,8 @@ from ._web import (
     csrf_refused,
     find_token,
     read_credentials,
+    refuse_handshake,
+    serve_handshake,
 )
 from .errors import AuthenticationError, CSRFError, StoreError
 from .models import ClientInfo, Session
@@ -70,10 +72,6 @@ IP_MAX_CHARS = 64
 # set_session_cookie called without its request still knows where the request went.
 _REQUEST_SCOPE: ContextVar[Scope | None] = ContextVar("redis_jwt_request_scope", default=None)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -329,31 +327,14 @@ class RedisJWTMiddleware:
             _with_user(scope, None)
             await self._app(scope, receive, send)
             return
-        failure: AuthenticationError | StoreError | CSRFError
         if isinstance(token, CSRFError):
-            failure = token
-        elif token:
-            verify = self._auth.verify
-            admitted = await self._watch.admit(
-                lambda: verify(token, with_session=self._with), lambda: WatchedSocket(receive, send)
-            )
-            if isinstance(admitted, tuple):
-                await self._watched(scope, admitted[1], admitted[0])
-                return
-            failure = admitted
-        else:
-            failure = MISSING if token is None else EMPTY_BEARER
-        answer = answer_for(failure)
-        # Closing before accepting makes the server refuse the handshake (ASGI spec);
-        # the connect message comes first.
-        if (await receive())["type"] == "websocket.connect":
-            close = {"type": "websocket.close", "code": answer.close_code, "reason": answer.detail}
-            await send(close)
+            await refuse_handshake(receive, send, token)
+            return
 
-    async def _watched(self, scope: Scope, socket: WatchedSocket, session: Session) -> None:
-        _with_user(scope, session)
-        try:
-            await self._app(scope, socket.receive, socket.send)
-        finally:
-            self._watch.remove(session.session_id, socket)
-            await socket.finish()
+        async def serve(session: Session, receive: Receive, send: Send) -> None:
+            _with_user(scope, session)
+            await self._app(scope, receive, send)
+
+        await serve_handshake(
+            self._watch, self._auth.verify, token, self._with, (receive, send), serve
+        )
