@@ -7,7 +7,7 @@ release: when a release changes what is reached into, that test fails (the
 library must never become silently slower or wrong).
 
 Supported (declared) ranges: redis-py 5.2.1 - 8.x, PyJWT 2.13 - 2.15,
-pydantic 2.6.4 - 2.14.
+pydantic 2.6 - 2.14.
 """
 
 from __future__ import annotations
@@ -126,10 +126,10 @@ async def close_sentinels(client: object) -> None:
     sentinels = getattr(pool, "sentinel_manager", None)
     if sentinels is None:
         return
-    if hasattr(sentinels, "aclose"):  # redis-py 6.x - 8.x
+    if hasattr(sentinels, "aclose"):  # redis-py 8.1+
         await sentinels.aclose()
         return
-    # redis-py 5.2: no Sentinel.aclose; its sentinel clients are in ``sentinels``.
+    # Before redis-py 8.1 there is no Sentinel.aclose; its sentinel clients are in ``sentinels``.
     for sentinel in sentinels.sentinels:
         await sentinel.aclose()
 
