@@ -110,10 +110,16 @@ async def refresh_cluster_slots(client: RedisCluster) -> None:
     """Re-read ``CLUSTER SLOTS`` (redis-py 5.2 - 8.x: ``nodes_manager.initialize``).
 
     ``RedisCluster.initialize()`` is a no-op once done; the nodes manager is
-    what re-reads the slot map.
+    what re-reads the slot map. It does so under the client's own
+    initialisation lock (``RedisCluster._lock``), never beside a reload of
+    redis-py's: up to redis-py 7.1 a reload replaces every node, so one running
+    alongside would ask nodes already replaced, whose connections nobody closes.
     """
     await client.initialize()
-    await client.nodes_manager.initialize()
+    if client._lock is None:  # made on first use, as redis-py does
+        client._lock = asyncio.Lock()
+    async with client._lock:
+        await client.nodes_manager.initialize()
 
 
 async def close_sentinels(client: object) -> None:
