@@ -163,6 +163,24 @@ def test_acl_covers_the_options_in_use(
 
 
 @pytest.mark.parametrize("server", [PERSISTED], indirect=True, ids=["args"])
+def test_a_user_without_multi_has_no_probe_run_for_real(
+    server: RedisServer, capsys: Capsys, monkeypatch: Patch
+) -> None:
+    """Refused MULTI: the commands tried are not sent at all (they would run, not be queued)."""
+    server.command("ACL", "SETUSER", "app", "on", ">pw", "~*", "&*", "+@all", "-multi")
+    url = f"redis://app:pw@127.0.0.1:{server.port}/0"
+    result = doctor(capsys, monkeypatch, url, REDIS_JWT_KEA="true", REDIS_JWT_LOCAL_CACHE="true")
+    # Redis 7 answers through ACL DRYRUN; 6.2 has none, so the check is skipped.
+    assert statuses(result)["acl"] in ("ok", "skipped")
+    # CONFIG SET notify-keyspace-events and SET cache-db were among the commands tried.
+    assert server.command("CONFIG", "GET", "notify-keyspace-events") == [
+        "notify-keyspace-events",
+        "",
+    ]
+    assert server.command("DBSIZE") == 0
+
+
+@pytest.mark.parametrize("server", [PERSISTED], indirect=True, ids=["args"])
 def test_a_user_without_config_gets_skipped_checks_not_a_crash(
     server: RedisServer, capsys: Capsys, monkeypatch: Patch
 ) -> None:

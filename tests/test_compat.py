@@ -57,7 +57,7 @@ def pyjwt() -> None:
 
 
 def pydantic_v() -> None:
-    written_for("pydantic", pydantic.VERSION, "2.6.4", "2.15")
+    written_for("pydantic", pydantic.VERSION, "2.6.0", "2.15")
 
 
 # -- redis-py --------------------------------------------------------------
@@ -159,14 +159,15 @@ def test_a_cluster_client_has_a_nodes_manager_that_reinitialises() -> None:
 async def test_a_sentinel_client_pool_holds_its_sentinels() -> None:
     """redis-py 5.2.1 - 8.x: ``Sentinel.master_for`` pools keep the ``Sentinel`` as
     ``sentinel_manager``, which closing the client leaves open (``Sentinel.aclose``
-    from redis-py 6; its ``sentinels`` clients before)."""
+    from redis-py 8.1; its ``sentinels`` clients before)."""
     redis_py()
     sentinel = Sentinel([("127.0.0.1", 1)])  # type: ignore[no-untyped-call]
     client = sentinel.master_for("service")
     assert getattr(client.connection_pool, "sentinel_manager", None) is sentinel
-    if _version(redis.__version__) >= (6,):
+    if _version(redis.__version__) >= (8, 1):
         assert inspect.iscoroutinefunction(sentinel.aclose)
-    else:  # 5.2 has no Sentinel.aclose: its clients are closed one by one
+    else:  # before 8.1 there is no Sentinel.aclose: its clients are closed one by one
+        assert not hasattr(sentinel, "aclose")
         assert all(isinstance(s, Redis) for s in sentinel.sentinels)
         assert len(sentinel.sentinels) == 1
     await _compat.close_sentinels(client)  # nothing was opened: a no-op that must not fail
@@ -242,7 +243,7 @@ def test_segments_decode_as_pyjwt_decodes_them() -> None:
 
 
 def test_sessions_are_filled_like_model_construct() -> None:
-    """pydantic 2.6.4 - 2.14: a model instance is its ``__dict__`` plus three
+    """pydantic 2.6 - 2.14: a model instance is its ``__dict__`` plus three
     ``__pydantic_*__`` slots; the direct fill must equal ``model_construct``."""
     pydantic_v()
     at = datetime(2025, 1, 1, tzinfo=UTC)

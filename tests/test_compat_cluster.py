@@ -1,13 +1,15 @@
 """Each reach-in of ``redis_jwt._compat_cluster`` into redis-py, checked on the installed version.
 
 Written for redis-py 8.1 (``redis.__version__`` at the time) and kept working on
-5.2, the lowest declared version: if an upgrade breaks one of these, the
+6.2, the lowest declared version: if an upgrade breaks one of these, the
 workaround must be revisited, not the test.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import pytest
 import redis
@@ -15,6 +17,7 @@ from redis import exceptions as rex
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
 
+from redis_jwt._compat import refresh_cluster_slots
 from redis_jwt._compat_cluster import (
     _patch_slot,
     call_in_slot,
@@ -60,9 +63,13 @@ def _owner(client: RedisCluster, key: str) -> ClusterNode:
     return node
 
 
+def _version() -> tuple[int, int]:
+    major, minor = redis.__version__.split(".")[:2]
+    return int(major), int(minor)
+
+
 def test_the_version_these_reach_ins_were_checked_on() -> None:
-    major = int(redis.__version__.split(".")[0])
-    assert major >= 5  # 5.2 is the lowest declared version
+    assert _version() >= (6, 2)  # the lowest declared version
 
 
 async def test_refresh_later_makes_the_next_initialize_reload_the_slot_map(
@@ -117,6 +124,50 @@ async def test_asking_travels_on_the_connection_of_its_command(
         await send_on_node(target, [("ASKING",), ("DEL", key)])
         for server in (importing, source):
             server.command("CLUSTER", "SETSLOT", slot, "STABLE")
+
+
+async def test_a_reload_replaces_the_nodes_up_to_redis_py_7_1(client: RedisCluster) -> None:
+    """redis-py 6.2 - 7.1 build new ``ClusterNode`` objects at every reload of the
+    slot map; 7.2+ keep the ones they find again. A connection of a node that is
+    no longer the client's is closed after use, since nobody else ever would."""
+    old = _owner(client, "k")
+    refresh_later(client)
+    await client.initialize()
+    assert (client.get_node(node_name=old.name) is not old) == (_version() < (7, 2))
+    stranger = ClusterNode(old.host, old.port)  # a node the client does not hold
+    assert await send_on_node(stranger, [("PING",)], client) == b"PONG"
+    conn = stranger.acquire_connection()  # its only connection, the one just used
+    try:
+        assert not conn.is_connected
+    finally:
+        stranger.release(conn)
+    assert await send_on_node(_owner(client, "k"), [("PING",)], client) == b"PONG"
+    conn = _owner(client, "k").acquire_connection()
+    try:
+        assert conn.is_connected  # the client's own node keeps its connections
+    finally:
+        _owner(client, "k").release(conn)
+
+
+async def test_slot_map_reloads_share_redis_pys_initialisation_lock(
+    client: RedisCluster,
+) -> None:
+    """redis-py 5.2 - 8.x: ``RedisCluster.initialize`` reloads under ``_lock``;
+    ``refresh_cluster_slots`` takes the same lock, so two reloads never overlap."""
+    taken: list[str] = []
+
+    class Recording(asyncio.Lock):
+        async def acquire(self) -> Literal[True]:
+            taken.append("acquire")
+            return await super().acquire()
+
+    assert isinstance(client._lock, asyncio.Lock)  # made by the first initialize
+    client._lock = Recording()
+    await refresh_cluster_slots(client)
+    assert taken == ["acquire"]
+    refresh_later(client)
+    await client.initialize()
+    assert taken == ["acquire", "acquire"]
 
 
 def test_raised_by_redis_py_tells_redis_py_failures_from_our_bugs() -> None:

@@ -63,6 +63,26 @@ def _replica_of(cluster: RedisClusterSet, primary: RedisServer) -> RedisServer:
     raise LookupError(f"no replica of {primary!r}")
 
 
+def _offset(server: RedisServer, field: str) -> int:
+    info = str(server.command("INFO", "replication"))
+    return int(info.split(f"{field}:", 1)[1].split("\r\n", 1)[0])
+
+
+async def _replicated(cluster: RedisClusterSet, primary: RedisServer) -> None:
+    """Wait (bounded) until the replica of ``primary`` has every write made there so far.
+
+    Replication is asynchronous: a primary killed before its replica caught up
+    takes the latest sessions with it, which no failover can bring back.
+    """
+    replica = _replica_of(cluster, primary)
+    written = _offset(primary, "master_repl_offset")
+    for _ in range(500):
+        if _offset(replica, "slave_repl_offset") >= written:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"{replica!r} never caught up with {primary!r}")
+
+
 async def _tokens_by_node(auth: RedisJWT, cluster: RedisClusterSet) -> dict[int, dict[str, str]]:
     by_node: dict[int, dict[str, str]] = {}
     for user in USERS:
@@ -165,6 +185,7 @@ async def test_a_cluster_primary_failover_is_a_short_503_window(
         by_node = await _tokens_by_node(auth, cluster)
         victim = cluster.node_for_slot(slot_of(auth.layout.index_key(USERS[0])))
         token = by_node[victim.port][USERS[0]]
+        await _replicated(cluster, victim)
         killed = time.monotonic()
         cluster.kill(victim)
         failover = asyncio.create_task(asyncio.to_thread(cluster.wait_failover, victim))

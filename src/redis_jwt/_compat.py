@@ -7,7 +7,7 @@ release: when a release changes what is reached into, that test fails (the
 library must never become silently slower or wrong).
 
 Supported (declared) ranges: redis-py 5.2.1 - 8.x, PyJWT 2.13 - 2.15,
-pydantic 2.6.4 - 2.14.
+pydantic 2.6 - 2.14.
 """
 
 from __future__ import annotations
@@ -115,10 +115,16 @@ async def refresh_cluster_slots(client: RedisCluster) -> None:
     """Re-read ``CLUSTER SLOTS`` (redis-py 5.2 - 8.x: ``nodes_manager.initialize``).
 
     ``RedisCluster.initialize()`` is a no-op once done; the nodes manager is
-    what re-reads the slot map.
+    what re-reads the slot map. It does so under the client's own
+    initialisation lock (``RedisCluster._lock``), never beside a reload of
+    redis-py's: up to redis-py 7.1 a reload replaces every node, so one running
+    alongside would ask nodes already replaced, whose connections nobody closes.
     """
     await client.initialize()
-    await client.nodes_manager.initialize()
+    if client._lock is None:  # made on first use, as redis-py does
+        client._lock = asyncio.Lock()
+    async with client._lock:
+        await client.nodes_manager.initialize()
 
 
 async def close_sentinels(client: object) -> None:
@@ -131,10 +137,10 @@ async def close_sentinels(client: object) -> None:
     sentinels = getattr(pool, "sentinel_manager", None)
     if sentinels is None:
         return
-    if hasattr(sentinels, "aclose"):  # redis-py 6.x - 8.x
+    if hasattr(sentinels, "aclose"):  # redis-py 8.1+
         await sentinels.aclose()
         return
-    # redis-py 5.2: no Sentinel.aclose; its sentinel clients are in ``sentinels``.
+    # Before redis-py 8.1 there is no Sentinel.aclose; its sentinel clients are in ``sentinels``.
     for sentinel in sentinels.sentinels:
         await sentinel.aclose()
 

@@ -92,12 +92,16 @@ def _patch_slot(client: RedisCluster, slot: int, node: ClusterNode) -> None:
     client.nodes_manager.slots_cache[slot] = [node]
 
 
-async def send_on_node(node: ClusterNode, commands: Sequence[Command]) -> Any:
+async def send_on_node(
+    node: ClusterNode, commands: Sequence[Command], client: RedisCluster | None = None
+) -> Any:
     """Send ``commands`` in one write on one connection of ``node``; return the last reply.
 
     Every reply is read, so the connection stays in step even when one is an
     error; the first error reply is then raised. Any other failure drops the
-    connection (it may be out of step) before it goes back to the pool.
+    connection (it may be out of step) before it goes back to the pool. So
+    does a reload of the slot map that replaced ``node`` in ``client`` meanwhile
+    (see :func:`_replaced`): nobody would ever close its connection.
     """
     conn = node.acquire_connection()
     try:
@@ -112,11 +116,24 @@ async def send_on_node(node: ClusterNode, commands: Sequence[Command]) -> Any:
         await conn.disconnect(nowait=True)
         raise
     finally:
+        if client is not None and _replaced(client, node):
+            await conn.disconnect(nowait=True)
         node.release(conn)
     for reply in replies:
         if isinstance(reply, rex.ResponseError):
             raise reply
     return replies[-1]
+
+
+def _replaced(client: RedisCluster, node: ClusterNode) -> bool:
+    """Whether ``client`` no longer holds ``node`` (a reload of its slot map replaced it).
+
+    Up to redis-py 7.1 every reload builds new ``ClusterNode`` objects and
+    disconnects the old ones once, in the background: a connection of an old
+    node that was still connecting then, or is used afterwards, stays open
+    with no owner left to close it (7.2+ keeps the nodes it finds again).
+    """
+    return client.get_node(node_name=node.name) is not node
 
 
 async def call_in_slot(
@@ -154,8 +171,8 @@ async def call_in_slot(
                 raise rex.ClusterDownError(f"no Cluster node serves {key!r}")
         try:
             if asking:
-                return await send_on_node(node, [("ASKING",), command])
-            return await send_on_node(node, [command])
+                return await send_on_node(node, [("ASKING",), command], client)
+            return await send_on_node(node, [command], client)
         except rex.MovedError as exc:
             # The slot has a new owner for good: patch that slot, keep every connection.
             asking = False

@@ -118,7 +118,9 @@ class LocalCache:
     async def open(self) -> None:
         """Start the links and wait (bounded, never failing) for their first attempt.
 
-        When Redis is away the cache is simply bypassed until the links are up.
+        The attempt includes the first database check, so that a cache whose
+        links came up serves from the first ``verify`` on. When Redis is away
+        the cache is simply bypassed until the links are up.
         """
         self._links.start()
         with contextlib.suppress(TimeoutError):

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from redis import exceptions as rex
 
+from .._compat import checkout
 from ._checks import Check
 from ._nodes import Node, call
 
@@ -115,18 +117,42 @@ def _is_refusal(reply: object) -> bool:
 
 
 async def _queued(node: Node, probes: list[tuple[str, tuple[str | int, ...]]]) -> list[str] | None:
-    """Labels refused inside MULTI, or None when MULTI itself is refused."""
-    pipe = node.client.pipeline(transaction=False)
-    pipe.execute_command("MULTI")
-    for _, command in probes:
-        pipe.execute_command(*command)
-    pipe.execute_command("DISCARD")
-    replies = await pipe.execute(raise_on_error=False)
-    if isinstance(replies[0], Exception):
-        return None
-    return [
-        label for (label, _), reply in zip(probes, replies[1:-1], strict=True) if _is_refusal(reply)
-    ]
+    """Labels refused inside MULTI, or None when MULTI itself is refused.
+
+    The commands go out on a connection checked out of the client's pool and
+    their replies are read as Redis sent them: a queued command answers
+    ``QUEUED``, which redis-py's parser for the command's own reply (ZADD's,
+    for one) cannot read. ``MULTI`` is sent and answered first, so that no
+    probe is sent when it is refused (the probe would then run for real). Any
+    failure but an error reply drops the connection: it may still be inside the
+    transaction, or out of step.
+    """
+    pool = node.client.connection_pool
+    conn = await checkout(pool)
+    try:
+        (multi,) = await _raw_replies(conn, [("MULTI",)])
+        if isinstance(multi, Exception):
+            return None
+        replies = await _raw_replies(conn, [command for _, command in probes] + [("DISCARD",)])
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
+    finally:
+        await pool.release(conn)
+    queued = replies[:-1]  # the last is DISCARD's
+    return [label for (label, _), reply in zip(probes, queued, strict=True) if _is_refusal(reply)]
+
+
+async def _raw_replies(conn: Any, commands: list[tuple[str | int, ...]]) -> list[Any]:
+    """Send ``commands`` in one write; every reply as Redis sent it (an error in its place)."""
+    await conn.send_packed_command(conn.pack_commands(commands))
+    replies: list[Any] = []
+    for _ in commands:
+        try:
+            replies.append(await conn.read_response())
+        except rex.ResponseError as exc:  # read in full: the connection is still in step
+            replies.append(exc)
+    return replies
 
 
 async def _dry_run(node: Node, probes: list[tuple[str, tuple[str | int, ...]]]) -> list[str] | None:

@@ -256,7 +256,7 @@ class Store:
             node = client.get_node_from_key(marker)
             if node is None:
                 raise self.fail(f"no Cluster node serves {marker!r}")
-            return int(await self.run(send_on_node(node, commands)))
+            return int(await self.run(send_on_node(node, commands, client)))
 
         async def on_one_connection() -> Any:
             async with client.client() as single:

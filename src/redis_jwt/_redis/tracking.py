@@ -199,7 +199,9 @@ class InvalidationLinks:
         self.alive_until = 0.0
         #: Set while every link is subscribed.
         self.up = asyncio.Event()
-        #: Set once the first attempt to connect is over, whatever its outcome.
+        #: Set once the first attempt to connect (the links, then the database
+        #: check) is over, whatever its outcome: when it succeeded, the links are
+        #: live by the time a waiter resumes.
         self.tried = asyncio.Event()
         #: How many times the links were (re)established.
         self.connects = 0
@@ -276,10 +278,11 @@ class InvalidationLinks:
             try:
                 try:
                     links = await self._connect()
+                    # Part of the attempt: without it the links prove nothing yet.
+                    if self._db.needed:
+                        await self._check_db()
                 finally:
                     self.tried.set()
-                if self._db.needed:
-                    await self._check_db()
                 self._links = links
                 self.connects += 1
                 self._heard()
