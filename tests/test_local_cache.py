@@ -373,3 +373,43 @@ async def test_cluster_one_link_per_primary(redis_jwt_cluster: RedisClusterSet) 
             await client.delete(auth.layout.session_key(user, session.session_id))
             with pytest.raises(errors.SessionNotFound):
                 await auth.verify(token)
+
+
+async def test_user_ids_with_hash_tag_characters_are_cached_and_invalidated(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    # The cache names a session by its key: an escaped user id must name the
+    # same key Redis announces, or a destroy elsewhere would go unseen.
+    redis_server.command("FLUSHALL")
+    async with (
+        TCPProxy("127.0.0.1", redis_server.port) as proxy,
+        RedisJWT(secret=SECRET, redis_url=proxy.url, local_cache=True) as auth,
+        RedisJWT(secret=SECRET, redis_url=redis_url) as other,
+    ):
+        users = ["{a}", "100%", "%7B", "a}{b"]
+        tokens = [await auth.sign(user) for user in users]
+        for user, token in zip(users, tokens, strict=True):
+            assert (await auth.verify(token)).user_id == user
+        before = proxy.round_trips
+        for user, token in zip(users, tokens, strict=True):
+            assert (await auth.verify(token)).user_id == user
+        assert proxy.round_trips == before  # every one answered from memory
+        assert await other.destroy(tokens[0])
+        assert await other.destroy(tokens[2])
+        for token in (tokens[0], tokens[2]):
+            with pytest.raises(errors.SessionNotFound):
+                await _verify_when_seen(auth, token)
+        assert (await auth.verify(tokens[1])).user_id == "100%"
+        assert (await auth.verify(tokens[3])).user_id == "a}{b"
+
+
+async def _verify_when_seen(auth: RedisJWT, token: str) -> Session:
+    """Verify until the invalidation has arrived (bounded), then once more."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            await auth.verify(token)
+        except errors.SessionNotFound:
+            break
+        await asyncio.sleep(0.01)
+    return await auth.verify(token)

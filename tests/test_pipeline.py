@@ -182,3 +182,22 @@ async def test_cancelled_callers_of_mixed_batches_never_get_another_reply() -> N
             assert isinstance(client, Redis)
             _idle, in_use = pool_counts(client)
             assert in_use == 0
+
+
+async def test_a_batch_opened_by_a_reply_less_command_answers_every_caller(
+    proxy: TCPProxy,
+) -> None:
+    # With track_activity, each first verify of a session queues its last-seen
+    # write (no reply wanted) before its own command: batches then start with
+    # a command nobody waits for, and every caller must still get its session.
+    async with RedisJWT(secret=SECRET, redis_url=proxy.url, track_activity=True) as auth:
+        tokens = [await auth.sign(user) for user in USERS]
+        await auth.ping()  # a pooled connection exists
+        before = proxy.round_trips
+        sessions = await asyncio.gather(*(auth.verify(t) for t in tokens))
+        assert proxy.round_trips - before == 1
+        assert [s.user_id for s in sessions] == USERS
+        for user, session in zip(USERS, sessions, strict=True):
+            [info] = await auth.sessions(user)
+            assert info.session_id == session.session_id
+            assert info.last_seen_at is not None

@@ -154,3 +154,55 @@ async def test_refresh_tokens_are_never_remembered(auth: RedisJWT) -> None:
     next_pair = await auth.refresh(pair.refresh_token)
     assert len(codec._cache) == size + 1
     assert (await auth.verify(next_pair.access_token)).user_id == "u"
+
+
+@pytest.mark.parametrize(
+    "dat",
+    [
+        None,
+        {},
+        {"role": "user"},
+        {"tags": ["a"], "role": "user"},
+        {"deep": {"x": [1]}},
+        {"list": [[1], {"y": 2}]},
+    ],
+    ids=["none", "empty", "scalars", "shallow list", "nested", "lists of containers"],
+)
+def test_every_shape_of_claims_is_remembered_as_the_caller_gave_it(
+    dat: dict[str, object] | None,
+) -> None:
+    ring = KeyRing.from_secret(SECRET)
+    cache = TokenCache(ring, leeway_seconds=0)
+    claims: dict[str, object] = {**_claims(1), "aud": ["a", "b"]}
+    if dat is not None:
+        claims["dat"] = dat
+    expected = {**claims, "dat": _deep_copy(dat)} if dat is not None else dict(claims)
+    expected["aud"] = ["a", "b"]
+    cache.put("token", claims)
+    # Changing what was put, or what a get returned, never changes the next get.
+    _scribble(claims)
+    first = cache.get("token", ring, verify_exp=True)
+    assert first == expected
+    assert first is not None
+    _scribble(first)
+    assert cache.get("token", ring, verify_exp=True) == expected
+
+
+def _deep_copy(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep_copy(v) for v in value]
+    return value
+
+
+def _scribble(value: object) -> None:
+    """Change every container in ``value``, at every depth."""
+    if isinstance(value, dict):
+        for v in list(value.values()):
+            _scribble(v)
+        value["scribbled"] = True
+    elif isinstance(value, list):
+        for v in list(value):
+            _scribble(v)
+        value.append("scribbled")

@@ -352,7 +352,8 @@ class RedisJWT(SessionOps):
             SessionNotFound: the session was destroyed, evicted or expired.
             StoreError: Redis failed.
         """
-        self._check_open()
+        if self._state is State.CLOSED:  # _check_open(), inlined on the hot path
+            raise ConfigurationError("this RedisJWT was closed; create a new one")
         otel = self._otel.active
         call = self._backend.verify(token, with_session=with_session)
         if otel is None:  # telemetry off (decided at open): nothing more on the hot path

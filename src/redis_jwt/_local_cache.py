@@ -68,6 +68,7 @@ class LocalCache:
         "_layout",
         "_links",
         "_max",
+        "_names",
         "_store",
         "_tickets",
         "_timeout",
@@ -90,6 +91,9 @@ class LocalCache:
         self._max = max_entries
         # session key -> monotonic deadline (s)
         self._entries: dict[str, float] = {}
+        # (user id, session id) -> session key: a hit then builds no key string
+        # (escaping the user id and formatting cost more than the rest of a hit).
+        self._names: dict[tuple[str, str], str] = {}
         # session key -> the ticket of the fill in flight
         self._tickets: dict[str, object] = {}
         # index key -> the session keys of that user filled since the index last
@@ -137,6 +141,7 @@ class LocalCache:
         self._entries.clear()
         self._tickets.clear()
         self._users.clear()
+        self._names.clear()
 
     def _invalidate(self, keys: list[str] | None) -> None:
         if keys is None:
@@ -157,7 +162,12 @@ class LocalCache:
         Raises:
             StoreError: on a miss, when Redis fails.
         """
-        key = self._layout.session_key(user_id, session_id)
+        names = self._names
+        key = names.get((user_id, session_id))
+        if key is None:
+            if len(names) >= self._max:
+                names.clear()  # bounded: names are rebuilt on demand
+            key = names[user_id, session_id] = self._layout.session_key(user_id, session_id)
         now = time.monotonic()
         if now >= self._links.alive_until:  # links down or silent: Redis decides
             return await self._store.alive(user_id, session_id)

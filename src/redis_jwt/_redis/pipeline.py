@@ -89,7 +89,7 @@ class AutoPipeline:
         telemetry: when on, each batch is a ``redis_jwt.redis`` client span.
     """
 
-    __slots__ = ("_client", "_pending", "_run", "_tasks", "_telemetry", "_translate")
+    __slots__ = ("_client", "_loop", "_pending", "_run", "_tasks", "_telemetry", "_translate")
 
     def __init__(
         self,
@@ -105,6 +105,8 @@ class AutoPipeline:
         self._run = run
         self._translate = translate
         self._pending: list[_Entry] = []
+        # The loop of the batch being gathered (set by its first call).
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def submit(self, command: Command) -> asyncio.Future[Any]:
         """Queue ``command`` for this pass's batch and return the future of its reply.
@@ -112,12 +114,19 @@ class AutoPipeline:
         An ``EVALSHA`` of one of the package's scripts that gets ``NOSCRIPT``
         is sent again as ``EVAL`` (see scripts.py).
         """
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None or not self._pending:
+            # A batch's later calls come in the same pass of the same loop as
+            # its first: only the first asks which loop runs.
+            loop = self._loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
         self._queue((command, future))
         return future
 
     def send(self, command: Command) -> None:
         """Queue ``command`` in this pass's batch and ignore its reply (e.g. a cleanup)."""
+        if not self._pending:  # the batch's first call: its loop, as in submit()
+            self._loop = asyncio.get_running_loop()
         self._queue((command, None))
 
     def _queue(self, entry: _Entry) -> None:
@@ -204,7 +213,11 @@ async def _send_and_read(conn: Any, packed: bytes, count: int) -> list[Any]:
         # its own, which costs more than reading the reply; the store's deadline
         # bounds the whole batch instead. The connection is ours alone meanwhile.
         with untimed_reads(conn):
-            replies.extend([await _read(conn) for _ in range(count - 1)])
+            for _ in range(count - 1):  # inlined _read(): no coroutine per reply
+                try:
+                    replies.append(await conn.read_response())
+                except rex.ResponseError as exc:
+                    replies.append(exc)
     return replies
 
 
