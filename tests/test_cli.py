@@ -9,12 +9,13 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from redis_jwt import RedisJWT
-from redis_jwt.testing import free_port
+from redis_jwt.testing import RedisServer, free_port
 
 from .cli_helpers import clean_env, cli, cli_process, sign_sessions
 from .conftest import SECRET
@@ -334,3 +335,32 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(redis_url: str) -> No
     plain = _on_a_terminal(["sessions", "list", "tty"], {**env, "NO_COLOR": "1"})
     assert "\x1b[" not in plain
     assert ids[0] in plain
+
+
+def test_a_command_waits_for_a_busy_redis(
+    own_server: RedisServer, capsys: Capsys, monkeypatch: Patch
+) -> None:
+    """A command's Redis calls may take 5 s (a request's default deadline is 0.5 s)."""
+    sign_sessions(own_server.url, "gail", 2)
+    env = {"REDIS_JWT_REDIS_URL": own_server.url}
+    own_server.pause()
+    resume = threading.Timer(1.5, own_server.resume)
+    resume.start()
+    try:
+        result = cli(capsys, monkeypatch, "--json", "sessions", "count", "gail", env=env)
+    finally:
+        resume.join()
+    assert result.code == 0, result.err
+    assert result.json() == {"user_id": "gail", "count": 2}
+
+
+def test_the_timeout_variable_sets_a_command_deadline(
+    own_server: RedisServer, capsys: Capsys, monkeypatch: Patch
+) -> None:
+    env = {"REDIS_JWT_REDIS_URL": own_server.url, "REDIS_JWT_TIMEOUT_SECONDS": "0.2"}
+    own_server.pause()
+    try:
+        result = cli(capsys, monkeypatch, "sessions", "count", "gail", env=env)
+    finally:
+        own_server.resume()
+    assert "did not answer" in result.assert_one_line_error(2)

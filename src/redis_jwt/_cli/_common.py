@@ -36,6 +36,8 @@ EXIT_PROBLEM = 1
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 2
 EXIT_INTERRUPTED = 130
+#: The deadline of each Redis call of a command, unless REDIS_JWT_TIMEOUT_SECONDS says otherwise.
+COMMAND_TIMEOUT_SECONDS = 5.0
 
 
 class CommandError(Exception):
@@ -99,6 +101,10 @@ def build_auth(settings: Settings, options: Options, **overrides: Any) -> RedisJ
         "local_cache": False,
         "wait_replicas": 0,
     }
+    if "timeout_seconds" not in settings.model_fields_set:
+        # An operator's command is not in a request's path: it may wait longer
+        # for a busy Redis than a request would (REDIS_JWT_TIMEOUT_SECONDS wins).
+        options_in_effect["timeout_seconds"] = COMMAND_TIMEOUT_SECONDS
     if options.prefix is not None:
         options_in_effect["key_prefix"] = options.prefix
     if settings.secret is None and settings.keys is None:
