@@ -19,9 +19,11 @@ import jwt
 import pydantic
 import pytest
 import redis
+from redis._parsers import _AsyncRESP2Parser, _AsyncRESP3Parser
+from redis._parsers import hiredis as redis_hiredis
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.sentinel import Sentinel
 
 from redis_jwt import Session, TokenPair, _compat
@@ -110,6 +112,78 @@ def test_a_timed_send_runs_in_a_task_of_its_own() -> None:
     send = inspect.getsource(AbstractConnection.send_packed_command)
     assert "wait_for" in send
     assert "if self.socket_timeout" in send
+
+
+def test_hiredis_parser_reads_as_the_batch_reader_assumes() -> None:
+    """redis-py 6.2 - 8.x: ``_AsyncHiredisParser.read_response`` takes each reply from its
+    ``hiredis.Reader`` (``_reader.gets()``, ``NOT_ENOUGH_DATA`` when none is whole), hands
+    push messages to ``handle_push_response``, raises a ``ConnectionError`` reply; and
+    ``read_response`` of a connection adds a timeout, the address for its errors and the
+    health-check clock: what ``buffered_replies`` reproduces without the per-reply work."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    parser_read = inspect.getsource(redis_hiredis._AsyncHiredisParser.read_response)
+    for marker in (
+        "if not self._connected",
+        "self._reader.gets()",
+        "while response is NOT_ENOUGH_DATA",
+        "isinstance(response, ConnectionError)",
+        "_hiredis_PushNotificationType",
+        "await self.handle_push_response(response)",
+        "isinstance(response[0], ConnectionError)",
+    ):
+        assert marker in parser_read, f"_AsyncHiredisParser.read_response lost {marker!r}"
+    conn_read = inspect.getsource(Connection.read_response)
+    for marker in (
+        "self._host_error()",
+        "await self.disconnect(nowait=True)",
+        "next_health_check",
+        "raise response from None",
+        "Error while reading from",
+    ):
+        assert marker in conn_read, f"Connection.read_response lost {marker!r}"
+
+
+async def test_buffered_replies_are_the_parser_s_replies(redis_url: str) -> None:
+    """redis-py 6.2 - 8.x: ``buffered_replies`` returns the replies a connection's hiredis
+    reader holds as ``read_response`` returns them (an error reply in its place, of
+    redis-py's own exception class), stops at the first reply not yet received, and
+    raises a reply that breaks the connection after disconnecting it."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    client = Redis.from_url(redis_url)
+    try:
+        pool = client.connection_pool
+        conn = await _compat.checkout(pool)
+        try:
+            parser = _compat.hiredis_parser(conn)
+            assert parser is not None, "a connection of redis-py with hiredis has no hiredis parser"
+            # Replies as Redis would send them, given to the reader (the connection
+            # is dropped below: it is no longer in step with the server).
+            parser._reader.feed(b"+OK\r\n-NOSCRIPT No matching script.\r\n:5\r\n$2\r\nab")
+            replies: list[Any] = ["first"]
+            await _compat.buffered_replies(conn, parser, replies, 10)
+            assert replies[:2] == ["first", b"OK"]
+            assert type(replies[2]) is redis.exceptions.NoScriptError
+            assert replies[3:] == [5]  # "$2 ab" is not whole yet
+            parser._reader.feed(b"\r\n:6\r\n:7\r\n")
+            await _compat.buffered_replies(conn, parser, replies, 6)
+            assert replies[4:] == [b"ab", 6]  # no more than asked for
+            parser._reader.feed(b"-LOADING Redis is loading the dataset in memory\r\n")
+            with pytest.raises(redis.exceptions.BusyLoadingError):
+                await _compat.buffered_replies(conn, parser, [], 10)  # 7, then LOADING
+            assert not parser._connected, "a reply that breaks the connection left it open"
+        finally:
+            await conn.disconnect()
+            await pool.release(conn)
+    finally:
+        await client.aclose()
+
+
+def test_the_pure_python_parser_is_not_read_directly() -> None:
+    """redis-py 6.2 - 8.x: without hiredis the batch reader keeps ``read_response``."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    for parser_class in (_AsyncRESP2Parser, _AsyncRESP3Parser):
+        conn = Connection(parser_class=parser_class)
+        assert _compat.hiredis_parser(conn) is None
 
 
 def test_side_connections_accept_every_other_pool_kwarg(redis_url: str) -> None:
