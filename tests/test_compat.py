@@ -15,6 +15,7 @@ import inspect
 from datetime import UTC, datetime
 from typing import Any
 
+import hiredis
 import jwt
 import pydantic
 import pytest
@@ -27,6 +28,7 @@ from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.sentinel import Sentinel
 
 from redis_jwt import Session, TokenPair, _compat
+from redis_jwt._redis.pipeline import _send_and_read
 from redis_jwt._token_cache import _PreparedHMAC, prepared_jwt
 from redis_jwt.keys import KeyRing
 
@@ -184,6 +186,42 @@ def test_the_pure_python_parser_is_not_read_directly() -> None:
     for parser_class in (_AsyncRESP2Parser, _AsyncRESP3Parser):
         conn = Connection(parser_class=parser_class)
         assert _compat.hiredis_parser(conn) is None
+
+
+async def test_a_batch_reads_the_same_replies_with_either_parser(redis_url: str) -> None:
+    """redis-py 6.2 - 8.x: a pipelined batch (replies taken from the hiredis reader, or
+    one ``read_response`` each with the pure-Python parser) gives the same replies, error
+    replies in their place, and leaves the connection in step."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    commands: list[tuple[str | int, ...]] = [
+        ("SET", "compat:batch", "x"),
+        ("GET", "compat:batch"),
+        ("INCR", "compat:batch"),  # WRONGTYPE-like error reply: not an integer
+        ("EVALSHA", "0" * 40, 0),  # NOSCRIPT
+        *[("PTTL", f"compat:missing:{i}") for i in range(200)],
+        ("DEL", "compat:batch"),
+    ]
+    packed = b"".join(hiredis.pack_command(c) for c in commands)  # type: ignore[arg-type]
+    outcomes = []
+    for parser_class in (None, _AsyncRESP2Parser):
+        extra: dict[str, Any] = {} if parser_class is None else {"parser_class": parser_class}
+        client = Redis.from_url(redis_url, protocol=2, **extra)
+        try:
+            pool = client.connection_pool
+            conn = await _compat.checkout(pool)
+            try:
+                assert (_compat.hiredis_parser(conn) is None) is (parser_class is not None)
+                replies = await _send_and_read(conn, packed, len(commands))
+                await conn.send_command("PING")
+                assert await conn.read_response() in (b"PONG", "PONG")  # still in step
+            finally:
+                await pool.release(conn)
+        finally:
+            await client.aclose()
+        outcomes.append([(type(r), str(r)) if isinstance(r, Exception) else r for r in replies])
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][3][0] is redis.exceptions.NoScriptError
+    assert outcomes[0][2][0] is redis.exceptions.ResponseError
 
 
 def test_side_connections_accept_every_other_pool_kwarg(redis_url: str) -> None:
