@@ -15,16 +15,20 @@ import inspect
 from datetime import UTC, datetime
 from typing import Any
 
+import hiredis
 import jwt
 import pydantic
 import pytest
 import redis
+from redis._parsers import _AsyncRESP2Parser, _AsyncRESP3Parser
+from redis._parsers import hiredis as redis_hiredis
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.connection import AbstractConnection
+from redis.asyncio.connection import AbstractConnection, Connection
 from redis.asyncio.sentinel import Sentinel
 
 from redis_jwt import Session, TokenPair, _compat
+from redis_jwt._redis.pipeline import _send_and_read
 from redis_jwt._token_cache import _PreparedHMAC, prepared_jwt
 from redis_jwt.keys import KeyRing
 
@@ -110,6 +114,114 @@ def test_a_timed_send_runs_in_a_task_of_its_own() -> None:
     send = inspect.getsource(AbstractConnection.send_packed_command)
     assert "wait_for" in send
     assert "if self.socket_timeout" in send
+
+
+def test_hiredis_parser_reads_as_the_batch_reader_assumes() -> None:
+    """redis-py 6.2 - 8.x: ``_AsyncHiredisParser.read_response`` takes each reply from its
+    ``hiredis.Reader`` (``_reader.gets()``, ``NOT_ENOUGH_DATA`` when none is whole), hands
+    push messages to ``handle_push_response``, raises a ``ConnectionError`` reply; and
+    ``read_response`` of a connection adds a timeout, the address for its errors and the
+    health-check clock: what ``buffered_replies`` reproduces without the per-reply work."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    parser_read = inspect.getsource(redis_hiredis._AsyncHiredisParser.read_response)
+    for marker in (
+        "if not self._connected",
+        "self._reader.gets()",
+        "while response is NOT_ENOUGH_DATA",
+        "isinstance(response, ConnectionError)",
+        "_hiredis_PushNotificationType",
+        "await self.handle_push_response(response)",
+        "isinstance(response[0], ConnectionError)",
+    ):
+        assert marker in parser_read, f"_AsyncHiredisParser.read_response lost {marker!r}"
+    conn_read = inspect.getsource(Connection.read_response)
+    for marker in (
+        "self._host_error()",
+        "await self.disconnect(nowait=True)",
+        "next_health_check",
+        "raise response from None",
+        "Error while reading from",
+    ):
+        assert marker in conn_read, f"Connection.read_response lost {marker!r}"
+
+
+async def test_buffered_replies_are_the_parser_s_replies(redis_url: str) -> None:
+    """redis-py 6.2 - 8.x: ``buffered_replies`` returns the replies a connection's hiredis
+    reader holds as ``read_response`` returns them (an error reply in its place, of
+    redis-py's own exception class), stops at the first reply not yet received, and
+    raises a reply that breaks the connection after disconnecting it."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    client = Redis.from_url(redis_url)
+    try:
+        pool = client.connection_pool
+        conn = await _compat.checkout(pool)
+        try:
+            parser = _compat.hiredis_parser(conn)
+            assert parser is not None, "a connection of redis-py with hiredis has no hiredis parser"
+            # Replies as Redis would send them, given to the reader (the connection
+            # is dropped below: it is no longer in step with the server).
+            parser._reader.feed(b"+OK\r\n-NOSCRIPT No matching script.\r\n:5\r\n$2\r\nab")
+            replies: list[Any] = ["first"]
+            await _compat.buffered_replies(conn, parser, replies, 10)
+            assert replies[:2] == ["first", b"OK"]
+            assert type(replies[2]) is redis.exceptions.NoScriptError
+            assert replies[3:] == [5]  # "$2 ab" is not whole yet
+            parser._reader.feed(b"\r\n:6\r\n:7\r\n")
+            await _compat.buffered_replies(conn, parser, replies, 6)
+            assert replies[4:] == [b"ab", 6]  # no more than asked for
+            parser._reader.feed(b"-LOADING Redis is loading the dataset in memory\r\n")
+            with pytest.raises(redis.exceptions.BusyLoadingError):
+                await _compat.buffered_replies(conn, parser, [], 10)  # 7, then LOADING
+            assert not parser._connected, "a reply that breaks the connection left it open"
+        finally:
+            await conn.disconnect()
+            await pool.release(conn)
+    finally:
+        await client.aclose()
+
+
+def test_the_pure_python_parser_is_not_read_directly() -> None:
+    """redis-py 6.2 - 8.x: without hiredis the batch reader keeps ``read_response``."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    for parser_class in (_AsyncRESP2Parser, _AsyncRESP3Parser):
+        conn = Connection(parser_class=parser_class)
+        assert _compat.hiredis_parser(conn) is None
+
+
+async def test_a_batch_reads_the_same_replies_with_either_parser(redis_url: str) -> None:
+    """redis-py 6.2 - 8.x: a pipelined batch (replies taken from the hiredis reader, or
+    one ``read_response`` each with the pure-Python parser) gives the same replies, error
+    replies in their place, and leaves the connection in step."""
+    written_for("redis-py", redis.__version__, "6.2.0", "9")
+    commands: list[tuple[str | int, ...]] = [
+        ("SET", "compat:batch", "x"),
+        ("GET", "compat:batch"),
+        ("INCR", "compat:batch"),  # WRONGTYPE-like error reply: not an integer
+        ("EVALSHA", "0" * 40, 0),  # NOSCRIPT
+        *[("PTTL", f"compat:missing:{i}") for i in range(200)],
+        ("DEL", "compat:batch"),
+    ]
+    packed = b"".join(hiredis.pack_command(c) for c in commands)  # type: ignore[arg-type]
+    outcomes = []
+    for parser_class in (None, _AsyncRESP2Parser):
+        extra: dict[str, Any] = {} if parser_class is None else {"parser_class": parser_class}
+        client = Redis.from_url(redis_url, protocol=2, **extra)
+        try:
+            pool = client.connection_pool
+            conn = await _compat.checkout(pool)
+            try:
+                assert (_compat.hiredis_parser(conn) is None) is (parser_class is not None)
+                replies = await _send_and_read(conn, packed, len(commands))
+                await conn.send_command("PING")
+                assert await conn.read_response() in (b"PONG", "PONG")  # still in step
+            finally:
+                await pool.release(conn)
+        finally:
+            await client.aclose()
+        outcomes.append([(type(r), str(r)) if isinstance(r, Exception) else r for r in replies])
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0][3][0] is redis.exceptions.NoScriptError
+    assert outcomes[0][2][0] is redis.exceptions.ResponseError
 
 
 def test_side_connections_accept_every_other_pool_kwarg(redis_url: str) -> None:

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import jwt
 from pydantic import BaseModel
+from redis import exceptions as rex
+from redis._parsers import hiredis as redis_hiredis
 from redis.asyncio import ConnectionPool
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection
@@ -30,11 +32,13 @@ __all__ = [
     "INTERNAL_CONNECTION_KWARGS",
     "NAMED_CHECKOUT",
     "asyncio_transport",
+    "buffered_replies",
     "checkout",
     "close_sentinels",
     "direct_construction_matches",
     "direct_constructor",
     "fast_segment_decoding",
+    "hiredis_parser",
     "instance_jws",
     "refresh_cluster_slots",
     "side_connection_kwargs",
@@ -80,6 +84,68 @@ class untimed_reads:  # noqa: N801 - used like a function: ``with untimed_reads(
 
     def __exit__(self, *exc_info: object) -> None:
         self._conn.socket_timeout = self._timeout
+
+
+def hiredis_parser(conn: Any) -> Any | None:
+    """The connection's hiredis parser (redis-py 6.2 - 8.x); None with the pure-Python parser.
+
+    Only redis-py's own ``_AsyncHiredisParser`` (not a subclass, which may read
+    differently), connected, holding its ``hiredis.Reader``.
+    """
+    parser = getattr(conn, "_parser", None)
+    if (
+        type(parser) is redis_hiredis._AsyncHiredisParser
+        and getattr(parser, "_reader", None) is not None
+    ):
+        return parser
+    return None
+
+
+async def buffered_replies(conn: Any, parser: Any, replies: list[Any], count: int) -> None:
+    """Append to ``replies``, up to ``count`` in all, the replies ``parser`` already holds.
+
+    ``parser`` is ``conn``'s (:func:`hiredis_parser`). Each reply is what
+    ``conn.read_response()`` would give (redis-py 6.2 - 8.x: its hiredis parser's
+    ``read_response`` without the socket read), except that an error reply is
+    returned in its place instead of raised; without redis-py's per-reply work
+    (timeout setup, the error text of the address). Stops at the first reply
+    not yet received: the caller reads it with ``conn.read_response()``, as it
+    does when this parser is disconnected. A reply that breaks the connection
+    (``LOADING``, a protocol error) disconnects it and is raised, as there.
+    """
+    reader = parser._reader
+    push = parser._hiredis_PushNotificationType
+    not_enough = redis_hiredis.NOT_ENOUGH_DATA
+    start = len(replies)
+    try:
+        while len(replies) < count and parser._connected:
+            response = reader.gets()
+            if response is not_enough:
+                break
+            if isinstance(response, rex.ConnectionError):
+                raise response
+            if push is not None and isinstance(response, push):
+                await parser.handle_push_response(response)  # and read on, as redis-py does
+                continue
+            if (
+                isinstance(response, list)
+                and response
+                and isinstance(response[0], rex.ConnectionError)
+            ):
+                raise response[0]
+            if isinstance(response, rex.ResponseError):
+                response.__suppress_context__ = True  # as redis-py's ``raise ... from None``
+            replies.append(response)
+    except OSError as exc:  # from a push handler, as conn.read_response() reports it
+        await conn.disconnect(nowait=True)
+        raise rex.ConnectionError(
+            f"Error while reading from {conn._host_error()} : {exc.args}"
+        ) from exc
+    except BaseException:
+        await conn.disconnect(nowait=True)
+        raise
+    if len(replies) > start and conn.health_check_interval:
+        conn.next_health_check = asyncio.get_running_loop().time() + conn.health_check_interval
 
 
 #: Keyword arguments a pool hands its connections that are internal to

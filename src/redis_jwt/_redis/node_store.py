@@ -44,8 +44,11 @@ class NodeStore:
         await self._store.run(pipe.execute())
 
     async def alive(self, key: str) -> Liveness | None:
-        """The key's ttl; None when it does not exist."""
-        return liveness(await self._store.run(self._store.client.pttl(key)))
+        """The key's ttl; None when it does not exist.
+
+        Through the store's auto-pipeline when it has one, as layout v1's alive.lua.
+        """
+        return liveness(await self._store.command(("PTTL", key)))
 
     async def touch(self, key: str, flags: TouchFlag, ttl_ms: int) -> Liveness | None:
         """Run node_touch.lua; None when the key does not exist."""

@@ -45,7 +45,7 @@ import hiredis
 from redis import exceptions as rex
 from redis.asyncio import Redis
 
-from .._compat import checkout, untimed_reads
+from .._compat import buffered_replies, checkout, hiredis_parser, untimed_reads
 from .._tasks import Supervisor
 from .._telemetry import Switch
 from ..errors import StoreUnavailable
@@ -212,9 +212,16 @@ async def _send_and_read(conn: Any, packed: bytes, count: int) -> list[Any]:
         # The others follow it at once. redis-py would wrap each in a timeout of
         # its own, which costs more than reading the reply; the store's deadline
         # bounds the whole batch instead. The connection is ours alone meanwhile.
+        # With hiredis, the replies already received are taken straight from its
+        # reader, as redis-py's read_response would return them (see _compat.py).
+        parser = hiredis_parser(conn)
         with untimed_reads(conn):
-            for _ in range(count - 1):  # inlined _read(): no coroutine per reply
-                try:
+            while True:
+                if parser is not None:
+                    await buffered_replies(conn, parser, replies, count)
+                if len(replies) == count:
+                    break
+                try:  # inlined _read(): no coroutine per reply
                     replies.append(await conn.read_response())
                 except rex.ResponseError as exc:
                     replies.append(exc)
