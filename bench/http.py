@@ -52,6 +52,7 @@ from bench._common import (
     resolve_loop,
 )
 from bench._micro import SECRET, accepts_local_cache
+from bench.http_apps import APPS
 from redis_jwt.testing import RedisServer, free_port
 
 __all__ = ["HttpResult", "HttpSettings", "format_http", "run_http"]
@@ -76,16 +77,7 @@ BARE = {
     "fastapi_users": "fastapi",
 }
 #: The apps served in each round, in this order (each right after its bare counterpart).
-ORDER = (
-    "bare",
-    "middleware",
-    "middleware_cached",
-    "fastapi",
-    "fastapi_dependency",
-    "litestar",
-    "litestar_plugin",
-    "fastapi_users",
-)
+ORDER = APPS
 _START_SECONDS = 20.0
 _STOP_SECONDS = 10.0
 _DURATION = re.compile(r"([\d.]+)(us|ms|s|m)\b")
