@@ -305,6 +305,17 @@ def test_each_pyjwt_instance_has_its_own_jws() -> None:
     assert not isinstance(jwt.api_jws.get_algorithm_by_name("HS256"), _PreparedHMAC)
 
 
+def test_prepared_hmac_answers_pyjwts_key_length_check_as_pyjwt_does() -> None:
+    """PyJWT 2.10+: ``_verify_signature`` calls ``check_key_length`` on every decode;
+    the prepared algorithm gives PyJWT's own answer, computed once per ready secret."""
+    plain = jwt.algorithms.HMACAlgorithm(jwt.algorithms.HMACAlgorithm.SHA256)
+    short, long = b"s" * 8, b"l" * 40
+    prepared = _PreparedHMAC(jwt.algorithms.HMACAlgorithm.SHA256, frozenset({short, long}))
+    for key in (short, long, b"x" * 5, b"y" * 64):  # ready, and not
+        assert prepared.check_key_length(key) == plain.check_key_length(key)
+    assert prepared.check_key_length(short)  # a short secret still gets PyJWT's warning text
+
+
 def _segment_corpus() -> list[bytes]:
     """Token segments of every shape: valid, padded, junk, impossible lengths, non-canonical."""
     corpus: list[bytes] = [b"", b"=", b"==", b"===", b"A", b"AA", b"AAA", b"AAAA", b"A===", b"Zg"]
@@ -322,6 +333,12 @@ def _segment_corpus() -> list[bytes]:
             corpus += [b"+" + stripped, b"/" + stripped, stripped + b".", stripped + b"\n"]
             corpus += [stripped + b"\xff", b" " + stripped, stripped[:1] + b"!" + stripped[1:]]
             corpus.append(base64.b64encode(data).rstrip(b"="))  # the standard alphabet
+    # Every last character after 0-3 full groups and 1-3 more characters: the
+    # canonical ones (unused bits zero) and every other.
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=."
+    for prefix in (b"", b"eyJh", b"eyJhbGci"):
+        for middle in (b"", b"Z", b"Zg"):
+            corpus += [prefix + middle + bytes([last]) for last in alphabet]
     return corpus
 
 

@@ -65,11 +65,20 @@ class _PreparedHMAC(HMACAlgorithm):
     def __init__(self, hash_alg: Any, ready: frozenset[bytes]) -> None:
         super().__init__(hash_alg)
         self._ready = ready
+        # PyJWT's length check builds a hash object on every call: its answer
+        # for each ready secret, once (a short secret still warns on every call).
+        check = getattr(super(), "check_key_length", lambda _secret: None)
+        self._length_notes: dict[bytes, str | None] = {secret: check(secret) for secret in ready}
 
     def prepare_key(self, key: str | bytes) -> bytes:
         if type(key) is bytes and key in self._ready:
             return key
         return super().prepare_key(key)
+
+    def check_key_length(self, key: bytes) -> str | None:
+        if type(key) is bytes and key in self._length_notes:
+            return self._length_notes[key]
+        return super().check_key_length(key)
 
 
 def _hmac_secret(key: Key) -> bytes | None:
