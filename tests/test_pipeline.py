@@ -201,3 +201,58 @@ async def test_a_batch_opened_by_a_reply_less_command_answers_every_caller(
             [info] = await auth.sessions(user)
             assert info.session_id == session.session_id
             assert info.last_seen_at is not None
+
+
+async def test_the_replies_of_a_big_batch_wake_their_callers_a_group_at_a_time(
+    proxy: TCPProxy,
+) -> None:
+    """48 callers in one batch: the first woken send their next command before the
+    others wake, so the second round goes out as several batches, not one."""
+    users = [f"user-{i}" for i in range(48)]
+    async with RedisJWT(secret=SECRET, redis_url=proxy.url) as auth:
+        tokens = [await auth.sign(user) for user in users]
+        await auth.verify(tokens[0])  # a pooled connection exists
+
+        async def twice(token: str) -> tuple[str, str]:
+            first = await auth.verify(token)
+            second = await auth.verify(token)
+            return first.user_id, second.user_id
+
+        before = proxy.round_trips
+        results = await asyncio.gather(*(twice(t) for t in tokens))
+        assert results == [(user, user) for user in users]
+        # One batch for the first round; the second round's callers were woken
+        # 16 at a time, each group's commands a batch of its own.
+        assert proxy.round_trips - before >= 1 + 3
+
+
+async def test_stopping_the_tasks_while_a_batch_wakes_its_callers_answers_every_caller(
+    redis_url: str,
+) -> None:
+    """The task that wakes a batch's callers is stopped between two groups (the loop
+    is closing): the callers it had not woken yet get a StoreError, never a hang."""
+    users = [f"user-{i}" for i in range(160)]  # ten groups
+    async with RedisJWT(secret=SECRET, redis_url=redis_url) as auth:
+        tokens = [await auth.sign(user) for user in users]
+        stopping: list[asyncio.Task[None]] = []
+
+        async def verify_then_stop(token: str) -> object:
+            session = await auth.verify(token)
+            if not stopping:  # the first caller woken stops the instance's tasks
+                stopping.append(asyncio.create_task(auth._tasks.aclose()))
+                await asyncio.sleep(0)
+            return session
+
+        results = await asyncio.wait_for(
+            asyncio.gather(*(verify_then_stop(t) for t in tokens), return_exceptions=True),
+            timeout=10,
+        )
+        await stopping[0]
+    refused = 0
+    for user, result in zip(users, results, strict=True):
+        if isinstance(result, Session):
+            assert result.user_id == user
+        else:
+            assert isinstance(result, errors.StoreUnavailable), result
+            refused += 1
+    assert refused  # the stop came between two groups
