@@ -206,9 +206,9 @@ async def test_a_batch_opened_by_a_reply_less_command_answers_every_caller(
 async def test_the_replies_of_a_big_batch_wake_their_callers_a_group_at_a_time(
     proxy: TCPProxy,
 ) -> None:
-    """48 callers in one batch: the first woken send their next command before the
+    """96 callers in one batch: the first woken send their next command before the
     others wake, so the second round goes out as several batches, not one."""
-    users = [f"user-{i}" for i in range(48)]
+    users = [f"user-{i}" for i in range(96)]
     async with RedisJWT(secret=SECRET, redis_url=proxy.url) as auth:
         tokens = [await auth.sign(user) for user in users]
         await auth.verify(tokens[0])  # a pooled connection exists
@@ -222,7 +222,7 @@ async def test_the_replies_of_a_big_batch_wake_their_callers_a_group_at_a_time(
         results = await asyncio.gather(*(twice(t) for t in tokens))
         assert results == [(user, user) for user in users]
         # One batch for the first round; the second round's callers were woken
-        # 16 at a time, each group's commands a batch of its own.
+        # 32 at a time, each group's commands a batch of its own.
         assert proxy.round_trips - before >= 1 + 3
 
 
@@ -231,7 +231,7 @@ async def test_stopping_the_tasks_while_a_batch_wakes_its_callers_answers_every_
 ) -> None:
     """The task that wakes a batch's callers is stopped between two groups (the loop
     is closing): the callers it had not woken yet get a StoreError, never a hang."""
-    users = [f"user-{i}" for i in range(160)]  # ten groups
+    users = [f"user-{i}" for i in range(320)]  # ten groups
     async with RedisJWT(secret=SECRET, redis_url=redis_url) as auth:
         tokens = [await auth.sign(user) for user in users]
         stopping: list[asyncio.Task[None]] = []

@@ -55,7 +55,7 @@ __all__ = ["AutoPipeline", "usable_with"]
 
 # A submitted call: the command and the caller's future (None: nobody waits).
 # How many callers a batch's replies wake in one pass of the event loop.
-_WAKE_GROUP = 16
+_WAKE_GROUP = 32
 _Entry = tuple[Command, "asyncio.Future[Any] | None"]
 
 
